@@ -1,0 +1,39 @@
+import { type Logger as PinoLogger, pino } from "pino";
+
+/** The service's structured JSON logger. */
+export type Logger = PinoLogger;
+
+/**
+ * Creates the service's logger, writing JSON lines to stdout.
+ *
+ * Levels follow one rule each:
+ * - `error`: a bug or a fault the operator must fix (a handler crash, a
+ *   listener that cannot bind);
+ * - `warn`: the service runs but not as configured for production
+ *   (development mode), or refused something worth a look;
+ * - `info`: one line per request and per lifecycle step (start, stop);
+ * - `debug`: detail for development only.
+ *
+ * Credentials are redacted wherever they might appear.
+ *
+ * @param level the lowest level written; default `info`
+ */
+export function createLogger(level = "info"): Logger {
+  return pino({
+    level,
+    base: { service: "livekit-token-service" },
+    redact: {
+      paths: [
+        "authorization",
+        "*.authorization",
+        "headers.authorization",
+        "req.headers.authorization",
+        "token",
+        "*.token",
+        "apiSecret",
+        "*.apiSecret",
+      ],
+      censor: "[redacted]",
+    },
+  });
+}
