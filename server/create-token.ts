@@ -42,7 +42,7 @@ export async function createToken(
     identity,
     name: request.participantName || undefined,
     metadata: request.participantMetadata || undefined,
-    attributes: request.participantAttributes,
+    attributes: nonEmpty(request.participantAttributes),
     room,
     grant: defaultGrant,
     roomConfig,
@@ -87,6 +87,13 @@ function resolveTtlSeconds(
     );
   }
   return Math.min(Math.floor(seconds), config.ttl.maxSeconds);
+}
+
+function nonEmpty(
+  attributes: Record<string, string>,
+): Record<string, string> | undefined {
+  for (const _ in attributes) return attributes;
+  return undefined;
 }
 
 /** A name that cannot be guessed: the prefix and 96 random bits. */
