@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tokenservice/v1/token_service.proto.
  */
 export const file_tokenservice_v1_token_service: GenFile = /*@__PURE__*/
-  fileDesc("CiN0b2tlbnNlcnZpY2UvdjEvdG9rZW5fc2VydmljZS5wcm90bxIPdG9rZW5zZXJ2aWNlLnYxIt0DChJDcmVhdGVUb2tlblJlcXVlc3QSFgoJcm9vbV9uYW1lGAEgASgJSACIAQESHQoQcGFydGljaXBhbnRfbmFtZRgCIAEoCUgBiAEBEiEKFHBhcnRpY2lwYW50X2lkZW50aXR5GAMgASgJSAKIAQESIQoUcGFydGljaXBhbnRfbWV0YWRhdGEYBCABKAlIA4gBARJeChZwYXJ0aWNpcGFudF9hdHRyaWJ1dGVzGAUgAygLMj4udG9rZW5zZXJ2aWNlLnYxLkNyZWF0ZVRva2VuUmVxdWVzdC5QYXJ0aWNpcGFudEF0dHJpYnV0ZXNFbnRyeRIvCgtyb29tX2NvbmZpZxgGIAEoCzIaLmxpdmVraXQuUm9vbUNvbmZpZ3VyYXRpb24SJgoDdHRsGGQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uGjwKGlBhcnRpY2lwYW50QXR0cmlidXRlc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCDAoKX3Jvb21fbmFtZUITChFfcGFydGljaXBhbnRfbmFtZUIXChVfcGFydGljaXBhbnRfaWRlbnRpdHlCFwoVX3BhcnRpY2lwYW50X21ldGFkYXRhIr8BChNDcmVhdGVUb2tlblJlc3BvbnNlEhIKCnNlcnZlcl91cmwYASABKAkSGQoRcGFydGljaXBhbnRfdG9rZW4YAiABKAkSHAoUcGFydGljaXBhbnRfaWRlbnRpdHkYZCABKAkSGAoQcGFydGljaXBhbnRfbmFtZRhlIAEoCRIRCglyb29tX25hbWUYZiABKAkSLgoKZXhwaXJlc19hdBhnIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAyaAoMVG9rZW5TZXJ2aWNlElgKC0NyZWF0ZVRva2VuEiMudG9rZW5zZXJ2aWNlLnYxLkNyZWF0ZVRva2VuUmVxdWVzdBokLnRva2Vuc2VydmljZS52MS5DcmVhdGVUb2tlblJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_livekit_room_configuration]);
+  fileDesc("CiN0b2tlbnNlcnZpY2UvdjEvdG9rZW5fc2VydmljZS5wcm90bxIPdG9rZW5zZXJ2aWNlLnYxIo8EChJDcmVhdGVUb2tlblJlcXVlc3QSFgoJcm9vbV9uYW1lGAEgASgJSACIAQESHQoQcGFydGljaXBhbnRfbmFtZRgCIAEoCUgBiAEBEiEKFHBhcnRpY2lwYW50X2lkZW50aXR5GAMgASgJSAKIAQESIQoUcGFydGljaXBhbnRfbWV0YWRhdGEYBCABKAlIA4gBARJeChZwYXJ0aWNpcGFudF9hdHRyaWJ1dGVzGAUgAygLMj4udG9rZW5zZXJ2aWNlLnYxLkNyZWF0ZVRva2VuUmVxdWVzdC5QYXJ0aWNpcGFudEF0dHJpYnV0ZXNFbnRyeRIvCgtyb29tX2NvbmZpZxgGIAEoCzIaLmxpdmVraXQuUm9vbUNvbmZpZ3VyYXRpb24SJgoDdHRsGGQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjAKC3ZpZGVvX2dyYW50GGUgASgLMhsudG9rZW5zZXJ2aWNlLnYxLlZpZGVvR3JhbnQaPAoaUGFydGljaXBhbnRBdHRyaWJ1dGVzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUIMCgpfcm9vbV9uYW1lQhMKEV9wYXJ0aWNpcGFudF9uYW1lQhcKFV9wYXJ0aWNpcGFudF9pZGVudGl0eUIXChVfcGFydGljaXBhbnRfbWV0YWRhdGEi3QMKClZpZGVvR3JhbnQSGAoLY2FuX3B1Ymxpc2gYASABKAhIAIgBARIbChNjYW5fcHVibGlzaF9zb3VyY2VzGAIgAygJEhoKDWNhbl9zdWJzY3JpYmUYAyABKAhIAYgBARIdChBjYW5fcHVibGlzaF9kYXRhGAQgASgISAKIAQESJAoXY2FuX3VwZGF0ZV9vd25fbWV0YWRhdGEYBSABKAhIA4gBARITCgZoaWRkZW4YBiABKAhIBIgBARIVCghyZWNvcmRlchgHIAEoCEgFiAEBEhgKC3Jvb21fY3JlYXRlGAggASgISAaIAQESFwoKcm9vbV9hZG1pbhgJIAEoCEgHiAEBEhYKCXJvb21fbGlzdBgKIAEoCEgIiAEBEhgKC3Jvb21fcmVjb3JkGAsgASgISAmIAQFCDgoMX2Nhbl9wdWJsaXNoQhAKDl9jYW5fc3Vic2NyaWJlQhMKEV9jYW5fcHVibGlzaF9kYXRhQhoKGF9jYW5fdXBkYXRlX293bl9tZXRhZGF0YUIJCgdfaGlkZGVuQgsKCV9yZWNvcmRlckIOCgxfcm9vbV9jcmVhdGVCDQoLX3Jvb21fYWRtaW5CDAoKX3Jvb21fbGlzdEIOCgxfcm9vbV9yZWNvcmQivwEKE0NyZWF0ZVRva2VuUmVzcG9uc2USEgoKc2VydmVyX3VybBgBIAEoCRIZChFwYXJ0aWNpcGFudF90b2tlbhgCIAEoCRIcChRwYXJ0aWNpcGFudF9pZGVudGl0eRhkIAEoCRIYChBwYXJ0aWNpcGFudF9uYW1lGGUgASgJEhEKCXJvb21fbmFtZRhmIAEoCRIuCgpleHBpcmVzX2F0GGcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcDJoCgxUb2tlblNlcnZpY2USWAoLQ3JlYXRlVG9rZW4SIy50b2tlbnNlcnZpY2UudjEuQ3JlYXRlVG9rZW5SZXF1ZXN0GiQudG9rZW5zZXJ2aWNlLnYxLkNyZWF0ZVRva2VuUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_livekit_room_configuration]);
 
 /**
  * CreateTokenRequest asks for a token to join one room.
@@ -77,6 +77,14 @@ export type CreateTokenRequest = Message<"tokenservice.v1.CreateTokenRequest"> &
    * @generated from field: google.protobuf.Duration ttl = 100;
    */
   ttl?: Duration | undefined;
+
+  /**
+   * The video grant the token should carry. Absent fields take the caller's
+   * policy; asking for more than the policy allows is permission_denied.
+   *
+   * @generated from field: tokenservice.v1.VideoGrant video_grant = 101;
+   */
+  videoGrant?: VideoGrant | undefined;
 };
 
 /**
@@ -85,6 +93,94 @@ export type CreateTokenRequest = Message<"tokenservice.v1.CreateTokenRequest"> &
  */
 export const CreateTokenRequestSchema: GenMessage<CreateTokenRequest> = /*@__PURE__*/
   messageDesc(file_tokenservice_v1_token_service, 0);
+
+/**
+ * VideoGrant narrows or names the permissions of a participant token, with
+ * LiveKit's names for them. Every field is optional: an absent one takes the
+ * value of the caller's policy.
+ *
+ * @generated from message tokenservice.v1.VideoGrant
+ */
+export type VideoGrant = Message<"tokenservice.v1.VideoGrant"> & {
+  /**
+   * May publish tracks. Policy default applies when absent.
+   *
+   * @generated from field: optional bool can_publish = 1;
+   */
+  canPublish?: boolean | undefined;
+
+  /**
+   * The only track sources that may be published: "camera", "microphone",
+   * "screen_share", "screen_share_audio". Empty means the policy's.
+   *
+   * @generated from field: repeated string can_publish_sources = 2;
+   */
+  canPublishSources: string[];
+
+  /**
+   * May subscribe to other participants' tracks.
+   *
+   * @generated from field: optional bool can_subscribe = 3;
+   */
+  canSubscribe?: boolean | undefined;
+
+  /**
+   * May publish data messages.
+   *
+   * @generated from field: optional bool can_publish_data = 4;
+   */
+  canPublishData?: boolean | undefined;
+
+  /**
+   * May update its own name, metadata and attributes.
+   *
+   * @generated from field: optional bool can_update_own_metadata = 5;
+   */
+  canUpdateOwnMetadata?: boolean | undefined;
+
+  /**
+   * Hidden from other participants. Only when the policy allows it.
+   *
+   * @generated from field: optional bool hidden = 6;
+   */
+  hidden?: boolean | undefined;
+
+  /**
+   * Marked as a recorder. Only when the policy allows it.
+   *
+   * @generated from field: optional bool recorder = 7;
+   */
+  recorder?: boolean | undefined;
+
+  /**
+   * Administrative grants, for service callers whose policy allows them.
+   *
+   * @generated from field: optional bool room_create = 8;
+   */
+  roomCreate?: boolean | undefined;
+
+  /**
+   * @generated from field: optional bool room_admin = 9;
+   */
+  roomAdmin?: boolean | undefined;
+
+  /**
+   * @generated from field: optional bool room_list = 10;
+   */
+  roomList?: boolean | undefined;
+
+  /**
+   * @generated from field: optional bool room_record = 11;
+   */
+  roomRecord?: boolean | undefined;
+};
+
+/**
+ * Describes the message tokenservice.v1.VideoGrant.
+ * Use `create(VideoGrantSchema)` to create a new message.
+ */
+export const VideoGrantSchema: GenMessage<VideoGrant> = /*@__PURE__*/
+  messageDesc(file_tokenservice_v1_token_service, 1);
 
 /**
  * CreateTokenResponse carries the token and where to use it.
@@ -143,7 +239,7 @@ export type CreateTokenResponse = Message<"tokenservice.v1.CreateTokenResponse">
  * Use `create(CreateTokenResponseSchema)` to create a new message.
  */
 export const CreateTokenResponseSchema: GenMessage<CreateTokenResponse> = /*@__PURE__*/
-  messageDesc(file_tokenservice_v1_token_service, 1);
+  messageDesc(file_tokenservice_v1_token_service, 2);
 
 /**
  * TokenService mints LiveKit participant tokens.
