@@ -1,5 +1,11 @@
 import { readFileSync } from "node:fs";
+import type { AuthSettings } from "./auth/authenticate.js";
+import { ConfigError } from "./config-error.js";
+import { readConfigFile } from "./config-file.js";
 import { parseDuration } from "./duration.js";
+import { developmentPolicy } from "./policy/defaults.js";
+import { minTtlSeconds } from "./policy/ttl.js";
+import type { RateLimitConfig } from "./rate-limit.js";
 
 /** The credentials and URL of the LiveKit project that tokens are for. */
 export interface LiveKitProject {
@@ -46,18 +52,16 @@ export interface ServiceConfig {
   tls?: { cert: Buffer; key: Buffer };
   ttl: TokenLifetimes;
   limits: RequestLimits;
+  /** Who may call; anonymous callers only in development mode or by config. */
+  auth: AuthSettings;
+  rateLimits: RateLimitConfig;
+  /** Proxies whose `X-Forwarded-For` names the client address. */
+  trustedProxies: string[];
+  /** Origins allowed to call from browsers; `*` in development mode. */
+  corsOrigins: string[];
 }
 
-/** A configuration value that is missing or invalid, naming its key. */
-export class ConfigError extends Error {
-  constructor(
-    readonly key: string,
-    reason: string,
-  ) {
-    super(`${key}: ${reason}`);
-    this.name = "ConfigError";
-  }
-}
+export { ConfigError, minTtlSeconds };
 
 /** The credentials of `livekit-server --dev`. */
 export const devProject: LiveKitProject = {
@@ -65,9 +69,6 @@ export const devProject: LiveKitProject = {
   apiKey: "devkey",
   apiSecret: "secret",
 };
-
-/** LiveKit's shortest useful token: clients refresh 60 s before expiry. */
-export const minTtlSeconds = 120;
 
 /** The LiveKit server's default limits, used unless configured otherwise. */
 export const defaultLimits: RequestLimits = {
@@ -83,6 +84,8 @@ const minProductionSecretLength = 32;
 /** Flags given on the command line. */
 export interface ConfigFlags {
   dev?: boolean;
+  /** Path of the config file; else `CONFIG_FILE`. */
+  config?: string;
   host?: string;
   port?: number;
 }
@@ -115,7 +118,10 @@ export function loadConfig(flags: ConfigFlags, env: Env): ServiceConfig {
   }
   const dev = devReason !== undefined;
 
-  const livekit = dev && !hasCredentials ? devProject : undefined;
+  const livekit =
+    dev && !hasCredentials
+      ? { ...devProject, url: url ?? devProject.url }
+      : undefined;
   const project = livekit ?? {
     url: required("LIVEKIT_URL", url),
     apiKey: required("LIVEKIT_API_KEY", apiKey),
@@ -132,15 +138,32 @@ export function loadConfig(flags: ConfigFlags, env: Env): ServiceConfig {
     throw new ConfigError("TOKEN_MAX_TTL", "must not be below TOKEN_TTL");
   }
 
+  const configPath = flags.config ?? (env.CONFIG_FILE || undefined);
+  const file = configPath ? readConfigFile(configPath, env) : undefined;
+  const auth: AuthSettings = file?.auth ?? { serviceKeys: [] };
+  if (dev && auth.anonymous === undefined) {
+    auth.anonymous = developmentPolicy(ttl.maxSeconds);
+  }
+  if (!dev && !auth.users && auth.serviceKeys.length === 0 && !auth.anonymous) {
+    throw new ConfigError(
+      "callers",
+      "no callers are configured: give --config a file with service keys or users",
+    );
+  }
+
   return {
     dev,
     ...(devReason && { devReason }),
     livekit: project,
-    host: flags.host ?? env.HOST ?? (dev ? "127.0.0.1" : "0.0.0.0"),
+    host: flags.host ?? (env.HOST || (dev ? "127.0.0.1" : "0.0.0.0")),
     port: flags.port ?? integer(env, "PORT", 8080, 0, 65_535),
     ...loadTls(env),
     ttl,
     limits: loadLimits(env),
+    auth,
+    rateLimits: file?.rateLimits ?? {},
+    trustedProxies: file?.trustedProxies ?? [],
+    corsOrigins: file?.corsOrigins.length ? file.corsOrigins : dev ? ["*"] : [],
   };
 }
 
@@ -242,7 +265,7 @@ function integer(
 ): number {
   const raw = env[key];
   if (raw === undefined || raw === "") return fallback;
-  const value = Number(raw);
+  const value = /^\d+$/.test(raw) ? Number(raw) : Number.NaN;
   if (!Number.isInteger(value) || value < min || value > max) {
     throw new ConfigError(key, `must be an integer from ${min} to ${max}`);
   }

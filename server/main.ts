@@ -9,6 +9,8 @@ const usage = `Usage: livekit-token-service [options]
 Mints LiveKit participant tokens over Connect, gRPC and gRPC-Web.
 
 Options:
+  --config FILE  the config file (YAML or JSON) with callers, policies and
+                 rate limits (default: CONFIG_FILE)
   --dev          development mode: livekit-server --dev credentials
                  (devkey / secret, ws://localhost:7880); also on when no
                  LiveKit credentials are set and NODE_ENV is not production
@@ -54,6 +56,7 @@ function parseFlags(args: string[]): ConfigFlags | "help" {
     args,
     options: {
       dev: { type: "boolean" },
+      config: { type: "string" },
       host: { type: "string" },
       port: { type: "string" },
       help: { type: "boolean", short: "h" },
@@ -70,6 +73,7 @@ function parseFlags(args: string[]): ConfigFlags | "help" {
   }
   return {
     ...(values.dev && { dev: true }),
+    ...(values.config !== undefined && { config: values.config }),
     ...(values.host !== undefined && { host: values.host }),
     ...(port !== undefined && { port }),
   };

@@ -1,7 +1,22 @@
 import type { ServiceConfig } from "./config.js";
 import { createRequestHandler } from "./handler.js";
+import { HealthState, ServingStatus } from "./health.js";
 import { type Listener, listen } from "./listen.js";
 import type { Logger } from "./logger.js";
+import { ServiceMetrics } from "./metrics.js";
+import { createRateLimiter } from "./rate-limit.js";
+
+/** A running token service. */
+export interface TokenService extends Listener {
+  metrics: ServiceMetrics;
+  health: HealthState;
+}
+
+/** Options for tests. */
+export interface StartOptions {
+  /** See `HandlerDeps.connectNodeCreateToken`. */
+  connectNodeCreateToken?: boolean;
+}
 
 /**
  * Starts the token service on the configured host and port.
@@ -11,7 +26,8 @@ import type { Logger } from "./logger.js";
 export async function startTokenService(
   config: ServiceConfig,
   logger: Logger,
-): Promise<Listener> {
+  options: StartOptions = {},
+): Promise<TokenService> {
   if (config.dev) {
     logger.warn(
       { reason: config.devReason, livekitUrl: config.livekit.url },
@@ -19,7 +35,22 @@ export async function startTokenService(
         "do not expose this service",
     );
   }
-  const listener = await listen(config, createRequestHandler(config, logger));
+  let ready = false;
+  const metrics = new ServiceMetrics();
+  const health = new HealthState({ "": ServingStatus.NOT_SERVING });
+  const limiter = createRateLimiter(config.rateLimits);
+  const handler = createRequestHandler(config, {
+    logger,
+    metrics,
+    limiter,
+    health,
+    isReady: () => ready,
+    ...options,
+  });
+  const listener = await listen(config, handler);
+  ready = true;
+  health.setServing("", ServingStatus.SERVING);
+  health.setServing("tokenservice.v1.TokenService", ServingStatus.SERVING);
   logger.info(
     {
       address: listener.address.address,
@@ -29,5 +60,15 @@ export async function startTokenService(
     },
     "listening",
   );
-  return listener;
+  return {
+    ...listener,
+    metrics,
+    health,
+    close: async () => {
+      ready = false;
+      health.shutdown();
+      await listener.close();
+      await limiter.close();
+    },
+  };
 }

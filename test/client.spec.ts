@@ -12,7 +12,12 @@ import {
   type RecordingProxy,
   startRecordingProxy,
 } from "./support/recording-proxy.js";
-import { startTestService, type TestService } from "./support/service.js";
+import {
+  devAuthWithKeys,
+  startTestService,
+  type TestService,
+  testKey,
+} from "./support/service.js";
 import { verifyToken } from "./support/token.js";
 
 const nodeTransports: [string, (baseUrl: string) => Transport][] = [
@@ -35,7 +40,15 @@ describe("createTokenServiceClient", () => {
   let service: TestService;
   let proxy: RecordingProxy;
   beforeAll(async () => {
-    service = await startTestService();
+    service = await startTestService({
+      auth: devAuthWithKeys(
+        "static",
+        "call-1",
+        "call-2",
+        "default",
+        "per-call",
+      ),
+    });
     proxy = await startRecordingProxy(service.baseUrl);
   });
   afterAll(async () => {
@@ -76,13 +89,16 @@ describe("createTokenServiceClient", () => {
   it("sends static headers with every call", async () => {
     const client = createTokenServiceClient({
       baseUrl: proxy.baseUrl,
-      headers: { authorization: "Bearer static", "x-app": "demo" },
+      headers: {
+        authorization: `Bearer ${testKey("static")}`,
+        "x-app": "demo",
+      },
     });
     await client.createToken({});
     await client.createToken({});
     expect(proxy.requests.map((r) => r.headers.authorization)).toEqual([
-      "Bearer static",
-      "Bearer static",
+      `Bearer ${testKey("static")}`,
+      `Bearer ${testKey("static")}`,
     ]);
     expect(proxy.requests[1]?.headers["x-app"]).toBe("demo");
   });
@@ -96,27 +112,32 @@ describe("createTokenServiceClient", () => {
       }),
       headers: async () => {
         calls++;
-        return { authorization: `Bearer call-${calls}` };
+        return { authorization: `Bearer ${testKey(`call-${calls}`)}` };
       },
     });
     await client.createToken({});
     await client.createToken({});
     expect(proxy.requests.map((r) => r.headers.authorization)).toEqual([
-      "Bearer call-1",
-      "Bearer call-2",
+      `Bearer ${testKey("call-1")}`,
+      `Bearer ${testKey("call-2")}`,
     ]);
   });
 
   it("lets headers given to a call take precedence", async () => {
     const client = createTokenServiceClient({
       baseUrl: proxy.baseUrl,
-      headers: () => ({ authorization: "Bearer default", "x-app": "demo" }),
+      headers: () => ({
+        authorization: `Bearer ${testKey("default")}`,
+        "x-app": "demo",
+      }),
     });
     await client.createToken(
       {},
-      { headers: { authorization: "Bearer per-call" } },
+      { headers: { authorization: `Bearer ${testKey("per-call")}` } },
     );
-    expect(proxy.requests[0]?.headers.authorization).toBe("Bearer per-call");
+    expect(proxy.requests[0]?.headers.authorization).toBe(
+      `Bearer ${testKey("per-call")}`,
+    );
     expect(proxy.requests[0]?.headers["x-app"]).toBe("demo");
   });
 

@@ -49,6 +49,14 @@ describe("loadConfig development mode", () => {
     expect(config.livekit.apiKey).toBe("APIprojectkey");
   });
 
+  it("needs callers outside development mode", () => {
+    const error = configError({ ...project, CONFIG_FILE: undefined });
+    expect(error.key).toBe("callers");
+    expect(loadConfig({}, project).auth.serviceKeys.map((k) => k.name)).toEqual(
+      ["backend"],
+    );
+  });
+
   it("is refused with NODE_ENV=production", () => {
     const env = { ...project, NODE_ENV: "production" };
     const error = configError(env, { dev: true });

@@ -11,7 +11,12 @@ import {
 import { expectConnectError } from "./support/errors.js";
 import { postJson } from "./support/http.js";
 import { startRecordingProxy } from "./support/recording-proxy.js";
-import { startTestService, type TestService } from "./support/service.js";
+import {
+  devAuthWithKeys,
+  startTestService,
+  type TestService,
+  testKey,
+} from "./support/service.js";
 import { firstAgent, verifyToken } from "./support/token.js";
 
 /** A token source whose calls to the service are counted. */
@@ -42,7 +47,7 @@ const agentOptions: TokenSourceFetchOptions = {
 describe("createTokenSource", () => {
   let service: TestService;
   beforeAll(async () => {
-    service = await startTestService();
+    service = await startTestService({ auth: devAuthWithKeys("id-token") });
   });
   afterAll(() => service.close());
 
@@ -85,11 +90,15 @@ describe("createTokenSource", () => {
     try {
       const source = createTokenSource({
         baseUrl: proxy.baseUrl,
-        headers: async () => ({ authorization: "Bearer id-token" }),
+        headers: async () => ({
+          authorization: `Bearer ${testKey("id-token")}`,
+        }),
       });
       await source.fetch({ roomName: "room-a" });
       expect(proxy.requests).toHaveLength(1);
-      expect(proxy.requests[0]?.headers.authorization).toBe("Bearer id-token");
+      expect(proxy.requests[0]?.headers.authorization).toBe(
+        `Bearer ${testKey("id-token")}`,
+      );
     } finally {
       await proxy.close();
     }

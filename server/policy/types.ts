@@ -29,6 +29,7 @@ export interface GrantPolicy {
 export type RoomConfigField =
   | "name"
   | "agents"
+  | "agents.deployment"
   | "metadata"
   | "tags"
   | "max_participants"

@@ -11,11 +11,36 @@ import {
 /** An environment as `loadConfig` reads it. */
 export type Env = Record<string, string | undefined>;
 
-/** A non-development project with credentials fit for production. */
+/** A config file with one service key, read from `TEST_SERVICE_KEY`. */
+const callersFile = join(
+  mkdtempSync(join(tmpdir(), "lkts-callers-")),
+  "c.yaml",
+);
+writeFileSync(
+  callersFile,
+  [
+    "policies:",
+    "  backend:",
+    "    rooms: ['*']",
+    "callers:",
+    "  serviceKeys:",
+    "    - name: backend",
+    "      keyEnv: TEST_SERVICE_KEY",
+    "      policy: backend",
+  ].join("\n"),
+);
+
+/**
+ * A non-development project with credentials fit for production, and a
+ * config file with one service key (outside development mode, a service
+ * needs callers).
+ */
 export const project = {
   LIVEKIT_URL: "wss://project.livekit.example",
   LIVEKIT_API_KEY: "APIprojectkey",
   LIVEKIT_API_SECRET: "s".repeat(32),
+  CONFIG_FILE: callersFile,
+  TEST_SERVICE_KEY: "k".repeat(32),
 };
 
 /** Returns the ConfigError that `loadConfig` throws; fails if none. */

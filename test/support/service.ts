@@ -1,5 +1,6 @@
 import { defaultLimits, type ServiceConfig } from "../../server/config.js";
-import { createLogger } from "../../server/logger.js";
+import { createLogger, type Logger } from "../../server/logger.js";
+import { developmentPolicy } from "../../server/policy/defaults.js";
 import { startTokenService } from "../../server/service.js";
 
 /** The LiveKit project the test service mints for. */
@@ -20,10 +21,12 @@ export interface TestService {
 
 /**
  * Starts the real service on `127.0.0.1`, port 0, with `overrides` applied
- * to a development-mode configuration.
+ * to a development-mode configuration. It logs nowhere unless `options`
+ * gives a `logger`.
  */
 export async function startTestService(
   overrides: Partial<ServiceConfig> = {},
+  options: { logger?: Logger } = {},
 ): Promise<TestService> {
   const config: ServiceConfig = {
     dev: true,
@@ -33,14 +36,39 @@ export async function startTestService(
     port: 0,
     ttl: { defaultSeconds: 600, maxSeconds: 3600 },
     limits: defaultLimits,
+    auth: { serviceKeys: [], anonymous: developmentPolicy(3600) },
+    rateLimits: {},
+    trustedProxies: [],
+    corsOrigins: ["*"],
     ...overrides,
   };
-  const listener = await startTokenService(config, createLogger("silent"));
+  const logger = options.logger ?? createLogger("silent");
+  const listener = await startTokenService(config, logger);
   const { port } = listener.address;
   return {
     config,
     port,
     baseUrl: `http://127.0.0.1:${port}`,
     close: () => listener.close(),
+  };
+}
+
+/**
+ * A service key of at least 32 characters, readable in tests as its
+ * `name`: `testKey("static")` is `static` padded with `-`.
+ */
+export function testKey(name: string): string {
+  return name.padEnd(32, "-");
+}
+
+/**
+ * Auth settings of a development-mode service that also accepts the
+ * service keys named, each under the development policy.
+ */
+export function devAuthWithKeys(...names: string[]): ServiceConfig["auth"] {
+  const policy = developmentPolicy(3600);
+  return {
+    serviceKeys: names.map((name) => ({ name, key: testKey(name), policy })),
+    anonymous: policy,
   };
 }

@@ -1,0 +1,108 @@
+import type { ConnectError } from "@connectrpc/connect";
+import type { Compression } from "@connectrpc/connect/protocol";
+import {
+  codeToHttpStatus,
+  errorToJsonBytes,
+} from "@connectrpc/connect/protocol-connect";
+import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
+import { trailerSerialize } from "@connectrpc/connect/protocol-grpc-web";
+import type { NodeResponse } from "../node-handler.js";
+import type { RequestFraming } from "./protocol.js";
+
+/** Bodies smaller than this are sent uncompressed, as connect-es does. */
+export const compressMinBytes = 1024;
+
+const contentTypes = {
+  connect: ["application/json", "application/proto"],
+  grpc: ["application/grpc+json", "application/grpc+proto"],
+  grpc_web: ["application/grpc-web+json", "application/grpc-web+proto"],
+} as const;
+
+const grpcOkTrailer = { "grpc-status": "0" };
+const grpcWebOkTrailer = trailerEnvelope({ "grpc-status": "0" });
+
+/**
+ * Writes a successful unary response in the request's framing, compressing
+ * the message when the client accepts it and it is large enough.
+ */
+export async function writeMessage(
+  res: NodeResponse,
+  framing: RequestFraming,
+  compression: Compression | null,
+  message: Uint8Array,
+): Promise<void> {
+  const contentType = contentTypes[framing.protocol][framing.binary ? 1 : 0];
+  const compress = compression !== null && message.length >= compressMinBytes;
+  const payload = compress ? await compression.compress(message) : message;
+  const headers: Record<string, string | number> = {
+    "content-type": contentType,
+  };
+  if (framing.protocol === "connect") {
+    if (compress) headers["content-encoding"] = compression.name;
+    headers["content-length"] = payload.length;
+    res.writeHead(200, headers);
+    res.end(payload);
+    return;
+  }
+  if (compression !== null) headers["grpc-encoding"] = compression.name;
+  const envelope = encodeEnvelope(compress ? 1 : 0, payload);
+  if (framing.protocol === "grpc") {
+    res.writeHead(200, headers);
+    // The union of the two response types has no callable write().
+    (res as { write(chunk: Uint8Array): boolean }).write(envelope);
+    res.addTrailers(grpcOkTrailer);
+    res.end();
+    return;
+  }
+  res.writeHead(200, headers);
+  res.end(Buffer.concat([envelope, grpcWebOkTrailer]));
+}
+
+/**
+ * Writes an error in the request's framing: a JSON body with the matching
+ * HTTP status for Connect, trailers for gRPC, a trailer frame for gRPC-Web.
+ * The error's metadata become headers (Connect) or trailers (gRPC), as in
+ * connect-es.
+ */
+export function writeError(
+  res: NodeResponse,
+  framing: RequestFraming,
+  error: ConnectError,
+): void {
+  if (framing.protocol === "connect") {
+    const body = errorToJsonBytes(error, {});
+    const headers: Record<string, string | number> = {};
+    error.metadata.forEach((value, key) => {
+      headers[key] = value;
+    });
+    headers["content-type"] = "application/json";
+    headers["content-length"] = body.length;
+    res.writeHead(codeToHttpStatus(error.code), headers);
+    res.end(body);
+    return;
+  }
+  const trailer: Record<string, string> = {};
+  setTrailerStatus(new Headers(), error).forEach((value, key) => {
+    trailer[key] = value;
+  });
+  const contentType = contentTypes[framing.protocol][framing.binary ? 1 : 0];
+  res.writeHead(200, { "content-type": contentType });
+  if (framing.protocol === "grpc") {
+    res.addTrailers(trailer);
+    res.end();
+    return;
+  }
+  res.end(trailerEnvelope(trailer));
+}
+
+function trailerEnvelope(trailer: Record<string, string>): Buffer {
+  return encodeEnvelope(0x80, trailerSerialize(new Headers(trailer)));
+}
+
+function encodeEnvelope(flags: number, data: Uint8Array): Buffer {
+  const envelope = Buffer.allocUnsafe(5 + data.length);
+  envelope[0] = flags;
+  envelope.writeUInt32BE(data.length, 1);
+  envelope.set(data, 5);
+  return envelope;
+}
