@@ -8,7 +8,7 @@ import {
 } from "../gen/tokenservice/v1/token_service_pb.js";
 import type { Caller } from "./auth/caller.js";
 import type { ServiceConfig } from "./config.js";
-import { mintParticipantToken, type TokenClaims } from "./mint.js";
+import { minterFor, type TokenClaims } from "./mint.js";
 import { applyPolicy } from "./policy/apply-policy.js";
 import { checkRequestLimits } from "./validate.js";
 
@@ -33,7 +33,7 @@ export async function createToken(
   checkRequestLimits(request, config.limits);
   const claims = applyPolicy(request, caller, config);
 
-  const minted = await mintParticipantToken(config.livekit, claims);
+  const minted = minterFor(config.livekit).mint(claims);
   if (minted.jwt.length > config.limits.tokenBytes) {
     throw new ConnectError(
       `the token would be ${minted.jwt.length} bytes, over the limit of ` +
