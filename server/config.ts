@@ -39,6 +39,30 @@ export interface TokenLifetimes {
   maxSeconds: number;
 }
 
+/** Bounds on connections, so that slow or greedy clients cannot starve others. */
+export interface ConnectionLimits {
+  /** Open connections at most; more are refused. */
+  maxConnections: number;
+  /** Largest request header block, in bytes (HTTP/1.1 and HTTP/2). */
+  maxHeaderBytes: number;
+  /** Concurrent HTTP/2 streams per connection. */
+  maxStreamsPerConnection: number;
+  /** Time to receive a request's headers (and a connection's first bytes). */
+  headersTimeoutMs: number;
+  /** Time to receive a whole HTTP/1.1 request. */
+  requestTimeoutMs: number;
+  /** How long an idle connection stays open. */
+  idleTimeoutMs: number;
+}
+
+/** How the service stops on SIGTERM or SIGINT. */
+export interface ShutdownTimes {
+  /** Readiness is false but calls are still served, so load balancers move away. */
+  drainMs: number;
+  /** Then in-flight calls have this long to finish before connections are cut. */
+  timeoutMs: number;
+}
+
 /** Everything the service needs to run, resolved from flags and env. */
 export interface ServiceConfig {
   /** Development mode: LiveKit's dev credentials, relaxed defaults. */
@@ -52,6 +76,8 @@ export interface ServiceConfig {
   tls?: { cert: Buffer; key: Buffer };
   ttl: TokenLifetimes;
   limits: RequestLimits;
+  connections: ConnectionLimits;
+  shutdown: ShutdownTimes;
   /** Who may call; anonymous callers only in development mode or by config. */
   auth: AuthSettings;
   rateLimits: RateLimitConfig;
@@ -160,10 +186,60 @@ export function loadConfig(flags: ConfigFlags, env: Env): ServiceConfig {
     ...loadTls(env),
     ttl,
     limits: loadLimits(env),
+    connections: loadConnectionLimits(env),
+    shutdown: {
+      drainMs:
+        1000 * integer(env, "SHUTDOWN_DRAIN_SECONDS", dev ? 0 : 5, 0, 600),
+      timeoutMs: 1000 * integer(env, "SHUTDOWN_TIMEOUT_SECONDS", 10, 0, 600),
+    },
     auth,
     rateLimits: file?.rateLimits ?? {},
     trustedProxies: file?.trustedProxies ?? [],
     corsOrigins: file?.corsOrigins.length ? file.corsOrigins : dev ? ["*"] : [],
+  };
+}
+
+/** Connection limits unless configured otherwise. */
+export const defaultConnectionLimits: ConnectionLimits = {
+  maxConnections: 10_000,
+  maxHeaderBytes: 16 * 1024,
+  maxStreamsPerConnection: 100,
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 30_000,
+  idleTimeoutMs: 30_000,
+};
+
+function loadConnectionLimits(env: Env): ConnectionLimits {
+  const d = defaultConnectionLimits;
+  const seconds = (key: string, fallbackMs: number, max: number) =>
+    1000 * integer(env, key, fallbackMs / 1000, 1, max);
+  return {
+    maxConnections: integer(env, "MAX_CONNECTIONS", d.maxConnections, 1, 1e6),
+    maxHeaderBytes: integer(
+      env,
+      "MAX_HEADER_BYTES",
+      d.maxHeaderBytes,
+      1024,
+      1 << 20,
+    ),
+    maxStreamsPerConnection: integer(
+      env,
+      "MAX_STREAMS_PER_CONNECTION",
+      d.maxStreamsPerConnection,
+      1,
+      10_000,
+    ),
+    headersTimeoutMs: seconds(
+      "HEADERS_TIMEOUT_SECONDS",
+      d.headersTimeoutMs,
+      600,
+    ),
+    requestTimeoutMs: seconds(
+      "REQUEST_TIMEOUT_SECONDS",
+      d.requestTimeoutMs,
+      3600,
+    ),
+    idleTimeoutMs: seconds("IDLE_TIMEOUT_SECONDS", d.idleTimeoutMs, 3600),
   };
 }
 

@@ -1,28 +1,41 @@
 #!/usr/bin/env node
+import cluster from "node:cluster";
 import { parseArgs } from "node:util";
 import { ConfigError, type ConfigFlags, loadConfig } from "./config.js";
-import { createLogger } from "./logger.js";
-import { startTokenService } from "./service.js";
+import { createLogger, type Logger } from "./logger.js";
+import { type RunningService, startTokenService } from "./service.js";
 
 const usage = `Usage: livekit-token-service [options]
 
-Mints LiveKit participant tokens over Connect, gRPC and gRPC-Web.
+Mints LiveKit participant tokens over Connect, gRPC and gRPC-Web, on one
+port for HTTP/1.1 and HTTP/2.
 
 Options:
-  --config FILE  the config file (YAML or JSON) with callers, policies and
-                 rate limits (default: CONFIG_FILE)
-  --dev          development mode: livekit-server --dev credentials
-                 (devkey / secret, ws://localhost:7880); also on when no
-                 LiveKit credentials are set and NODE_ENV is not production
-  --host HOST    address to bind (default: HOST, else 127.0.0.1 in
-                 development mode and 0.0.0.0 otherwise)
-  --port PORT    port to bind, 0 for any free port (default: PORT, else 8080)
-  -h, --help     show this help
+  --config FILE   config file (YAML or JSON) with callers, policies, rate
+                  limits, trusted proxies and CORS origins
+                  (default: CONFIG_FILE, else none)
+  --dev           development mode: livekit-server --dev credentials
+                  (devkey / secret, ws://localhost:7880), anonymous callers,
+                  CORS *, the playground page at /; also on when no LiveKit
+                  credentials are set and NODE_ENV is not production
+                  (default: off)
+  --host HOST     address to bind (default: HOST, else 127.0.0.1 in
+                  development mode and 0.0.0.0 otherwise)
+  --port PORT     port to bind, 0 for any free port (default: PORT, else 8080)
+  --workers N     processes serving the port, for more than one core; note
+                  that in-memory rate limits are then per process
+                  (default: WORKERS, else 1)
+  -h, --help      show this help and exit
+
+Signals: SIGTERM and SIGINT stop gracefully; SIGHUP re-reads the
+configuration and secrets, keeping the old ones if the new are invalid.
 
 Environment: LIVEKIT_URL, LIVEKIT_API_KEY, LIVEKIT_API_SECRET (each also as
-*_FILE), TOKEN_TTL, TOKEN_MAX_TTL, TLS_CERT_FILE, TLS_KEY_FILE, and the MAX_*
-limits; see the README.
+*_FILE), TOKEN_TTL, TOKEN_MAX_TTL, TLS_CERT_FILE, TLS_KEY_FILE, LOG_LEVEL,
+the MAX_* limits, the *_TIMEOUT_SECONDS and SHUTDOWN_* times: see README.md.
 `;
+
+type Flags = ConfigFlags & { workers: number };
 
 async function main(): Promise<void> {
   const flags = parseFlags(process.argv.slice(2));
@@ -31,47 +44,97 @@ async function main(): Promise<void> {
     return;
   }
   const logger = createLogger(process.env.LOG_LEVEL);
-  let config: ReturnType<typeof loadConfig>;
-  try {
-    config = loadConfig(flags, process.env);
-  } catch (e) {
-    if (!(e instanceof ConfigError)) throw e;
-    process.stderr.write(
-      `livekit-token-service: invalid configuration: ${e.message}\n`,
-    );
-    process.exitCode = 2;
+  const config = loadConfig(flags, process.env);
+  if (flags.workers > 1 && cluster.isPrimary) {
+    runPrimary(flags.workers, logger);
     return;
   }
-  const listener = await startTokenService(config, logger);
+  const service = await startTokenService(config, logger);
+  handleSignals(service, flags, logger);
+}
+
+/** Forks the workers and forwards signals to them. */
+function runPrimary(workers: number, logger: Logger): void {
+  logger.info({ workers }, "starting workers");
+  for (let i = 0; i < workers; i++) cluster.fork();
+  let stopping = false;
+  cluster.on("exit", (worker, code) => {
+    if (!stopping) {
+      logger.error(
+        { pid: worker.process.pid, code },
+        "worker died; restarting",
+      );
+      cluster.fork();
+    } else if (Object.keys(cluster.workers ?? {}).length === 0) {
+      process.exit(0);
+    }
+  });
+  const forward = (signal: NodeJS.Signals) => {
+    if (signal !== "SIGHUP") stopping = true;
+    for (const worker of Object.values(cluster.workers ?? {})) {
+      worker?.process.kill(signal);
+    }
+  };
+  process.on("SIGTERM", () => forward("SIGTERM"));
+  process.on("SIGINT", () => forward("SIGINT"));
+  process.on("SIGHUP", () => forward("SIGHUP"));
+}
+
+function handleSignals(
+  service: RunningService,
+  flags: ConfigFlags,
+  logger: Logger,
+): void {
   const stop = (signal: string) => {
-    logger.info({ signal }, "stopping");
-    listener.close().then(() => process.exit(0));
+    logger.info({ signal }, "stopping: draining, then closing");
+    service.stop().then(
+      () => {
+        logger.info("stopped");
+        process.exit(0);
+      },
+      (error: unknown) => {
+        logger.error({ err: error }, "stop failed");
+        process.exit(1);
+      },
+    );
   };
   process.once("SIGTERM", stop);
   process.once("SIGINT", stop);
+  process.on("SIGHUP", () => {
+    try {
+      const next = loadConfig(flags, process.env);
+      service.reload(next).then(
+        () => logger.info("configuration reloaded"),
+        (error: unknown) => logger.error({ err: error }, "reload failed"),
+      );
+    } catch (error) {
+      logger.error(
+        { err: error instanceof ConfigError ? error.message : error },
+        "reload refused: the new configuration is invalid; keeping the old",
+      );
+    }
+  });
 }
 
-function parseFlags(args: string[]): ConfigFlags | "help" {
+function parseFlags(args: string[]): Flags | "help" {
   const { values } = parseArgs({
     args,
     options: {
-      dev: { type: "boolean" },
       config: { type: "string" },
+      dev: { type: "boolean" },
       host: { type: "string" },
       port: { type: "string" },
+      workers: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
     strict: true,
   });
   if (values.help) return "help";
-  const port = values.port === undefined ? undefined : Number(values.port);
-  if (
-    port !== undefined &&
-    !(Number.isInteger(port) && port >= 0 && port <= 65_535)
-  ) {
-    throw new ConfigError("--port", "must be an integer from 0 to 65535");
-  }
+  const port = integerFlag("--port", values.port, 0, 65_535);
+  const workers =
+    integerFlag("--workers", values.workers ?? process.env.WORKERS, 1, 64) ?? 1;
   return {
+    workers,
     ...(values.dev && { dev: true }),
     ...(values.config !== undefined && { config: values.config }),
     ...(values.host !== undefined && { host: values.host }),
@@ -79,9 +142,28 @@ function parseFlags(args: string[]): ConfigFlags | "help" {
   };
 }
 
+function integerFlag(
+  name: string,
+  raw: string | undefined,
+  min: number,
+  max: number,
+): number | undefined {
+  if (raw === undefined || raw === "") return undefined;
+  const value = /^\d+$/.test(raw) ? Number(raw) : Number.NaN;
+  if (!(value >= min && value <= max)) {
+    throw new ConfigError(name, `must be an integer from ${min} to ${max}`);
+  }
+  return value;
+}
+
 main().catch((error: unknown) => {
+  const message = error instanceof Error ? error.message : String(error);
+  const invalid = error instanceof ConfigError || error instanceof TypeError;
   process.stderr.write(
-    `livekit-token-service: ${error instanceof Error ? error.message : String(error)}\n`,
+    invalid
+      ? `livekit-token-service: invalid configuration: ${message}\n` +
+          "Run with --help for the options.\n"
+      : `livekit-token-service: ${message}\n`,
   );
-  process.exit(1);
+  process.exit(invalid ? 2 : 1);
 });

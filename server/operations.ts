@@ -1,6 +1,7 @@
 import type { ServiceConfig } from "./config.js";
 import type { HandlerDeps } from "./handler.js";
 import type { NodeRequest, NodeResponse } from "./node-handler.js";
+import { isPlaygroundPath, servePlayground } from "./playground/serve.js";
 
 /**
  * Serves the operational endpoints and returns true, or returns false for
@@ -8,16 +9,22 @@ import type { NodeRequest, NodeResponse } from "./node-handler.js";
  * - `GET /healthz`: 200 while the process runs (liveness);
  * - `GET /readyz`: 200 when ready for traffic, 503 while starting or
  *   draining (readiness);
- * - `GET /metrics`: Prometheus metrics.
+ * - `GET /metrics`: Prometheus metrics;
+ * - in development mode only, `GET /` and `GET /playground.js`: a page
+ *   that fetches a token through the client SDK (see `playground/`).
  */
 export function serveOperations(
   path: string,
   req: NodeRequest,
   res: NodeResponse,
-  _config: ServiceConfig,
+  config: ServiceConfig,
   deps: Pick<HandlerDeps, "metrics" | "isReady">,
 ): boolean {
   if (req.method !== "GET" && req.method !== "HEAD") return false;
+  if (config.dev && isPlaygroundPath(path)) {
+    servePlayground(path, req, res);
+    return true;
+  }
   switch (path) {
     case "/healthz":
       writeText(res, 200, "ok\n");

@@ -40,7 +40,7 @@ export function createAuthenticator(settings: AuthSettings): Authenticator {
 
   return {
     async authenticate(authorization) {
-      if (authorization === undefined || authorization === "") {
+      if (authorization === undefined) {
         if (settings.anonymous) {
           return { kind: "anonymous", policy: settings.anonymous };
         }

@@ -1,7 +1,14 @@
-import { defaultLimits, type ServiceConfig } from "../../server/config.js";
+import {
+  defaultConnectionLimits,
+  defaultLimits,
+  type ServiceConfig,
+} from "../../server/config.js";
 import { createLogger, type Logger } from "../../server/logger.js";
 import { developmentPolicy } from "../../server/policy/defaults.js";
-import { startTokenService } from "../../server/service.js";
+import {
+  type StartOptions,
+  startTokenService,
+} from "../../server/service.js";
 
 /** The LiveKit project the test service mints for. */
 export const testProject = {
@@ -22,11 +29,13 @@ export interface TestService {
 /**
  * Starts the real service on `127.0.0.1`, port 0, with `overrides` applied
  * to a development-mode configuration. It logs nowhere unless `options`
- * gives a `logger`.
+ * gives a `logger`; the rest of `options` reaches `startTokenService`
+ * (`connectNodeCreateToken: true` serves CreateToken through connect-node's
+ * router instead of the unary path).
  */
 export async function startTestService(
   overrides: Partial<ServiceConfig> = {},
-  options: { logger?: Logger } = {},
+  options: { logger?: Logger } & StartOptions = {},
 ): Promise<TestService> {
   const config: ServiceConfig = {
     dev: true,
@@ -36,14 +45,16 @@ export async function startTestService(
     port: 0,
     ttl: { defaultSeconds: 600, maxSeconds: 3600 },
     limits: defaultLimits,
+    connections: defaultConnectionLimits,
+    shutdown: { drainMs: 0, timeoutMs: 1000 },
     auth: { serviceKeys: [], anonymous: developmentPolicy(3600) },
     rateLimits: {},
     trustedProxies: [],
     corsOrigins: ["*"],
     ...overrides,
   };
-  const logger = options.logger ?? createLogger("silent");
-  const listener = await startTokenService(config, logger);
+  const { logger = createLogger("silent"), ...start } = options;
+  const listener = await startTokenService(config, logger, start);
   const { port } = listener.address;
   return {
     config,
