@@ -74,6 +74,13 @@ const cases: Case[] = [
     code: "resource_exhausted",
   },
   {
+    what: "a chunked body over the request limit",
+    send: (url) =>
+      sendRaw(url, { headers: json, body: hugeJson, chunked: true }),
+    status: 429,
+    code: "resource_exhausted",
+  },
+  {
     what: "a gzip body over the request limit once decompressed",
     send: (url) =>
       sendRaw(url, {
@@ -87,6 +94,17 @@ const cases: Case[] = [
     what: "a text/plain body",
     send: (url) =>
       sendRaw(url, { headers: { "content-type": "text/plain" }, body: "{}" }),
+    status: 415,
+  },
+  {
+    // gRPC-Web's base64 "text" mode is not served (connect-es refuses it
+    // too); it must be refused as such, not decoded as if it were binary.
+    what: "a gRPC-Web text body",
+    send: (url) =>
+      sendRaw(url, {
+        headers: { "content-type": "application/grpc-web-text" },
+        body: Buffer.from(envelope(new Uint8Array())).toString("base64"),
+      }),
     status: 415,
   },
   {
@@ -122,7 +140,7 @@ describe("TokenService.CreateToken with malformed requests", () => {
   });
 
   it.each(cases)(
-    "answers $what with HTTP $status $code and no token",
+    "answers $what with HTTP $status and no token",
     async ({ send, status, code }) => {
       const response = await send(service.baseUrl);
       const text = new TextDecoder().decode(response.body);

@@ -10,7 +10,9 @@ export interface RawResponse {
 
 /**
  * Sends `body` as-is to `path` (default: CreateToken) with exactly the
- * given headers, and reads the whole response.
+ * given headers, and reads the whole response. With `chunked`, the body is
+ * streamed with no `content-length`, so the server learns its size only as
+ * it reads.
  */
 export async function sendRaw(
   baseUrl: string,
@@ -19,15 +21,23 @@ export async function sendRaw(
     headers?: Record<string, string>;
     body?: Uint8Array | string;
     path?: string;
+    chunked?: boolean;
   },
 ): Promise<RawResponse> {
+  const body = init.body === undefined ? undefined : toBodyInit(init.body);
   const response = await fetch(`${baseUrl}${init.path ?? createTokenPath}`, {
     method: init.method ?? "POST",
     headers: init.headers ?? {},
-    ...(init.body !== undefined && { body: toBodyInit(init.body) }),
-  });
-  const body = new Uint8Array(await response.arrayBuffer());
-  return { status: response.status, headers: response.headers, body };
+    ...(body !== undefined && {
+      body: init.chunked ? new Response(body).body : body,
+      duplex: "half",
+    }),
+  } as RequestInit);
+  return {
+    status: response.status,
+    headers: response.headers,
+    body: new Uint8Array(await response.arrayBuffer()),
+  };
 }
 
 /** A Connect JSON response: its HTTP status and its parsed body. */
