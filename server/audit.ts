@@ -54,3 +54,28 @@ function agentNames(roomConfig: Uint8Array): string[] {
     (agent) => agent.agentName,
   );
 }
+
+/**
+ * Writes one structured line for a call refused before its request was
+ * read: by authentication (the caller is then unknown) or by a rate limit.
+ * Like every audit line, it never holds a credential.
+ */
+export function auditAdmission(
+  logger: Logger,
+  rule: "authentication" | "rate_limit",
+  error: unknown,
+  caller?: Caller,
+): void {
+  const refusal = ConnectError.from(error);
+  logger.info(
+    {
+      audit: "refused",
+      caller: caller ? describeCaller(caller) : "unauthenticated",
+      ...(caller && { policy: caller.policy.name }),
+      code: Code[refusal.code],
+      rule,
+      reason: refusal.rawMessage,
+    },
+    "token refused",
+  );
+}

@@ -98,6 +98,12 @@ export class Fields {
       : this.strings(key, undefined);
   }
 
+  /** A string, or a number written as its decimal text. */
+  stringOrNumber(key: string): string {
+    const value = this.value[key];
+    return typeof value === "number" ? String(value) : this.string(key);
+  }
+
   boolean(key: string, fallback: boolean): boolean {
     const value = this.value[key];
     if (value === undefined || value === null) return fallback;

@@ -1,4 +1,5 @@
 import { readFileSync } from "node:fs";
+import { dirname, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
 import type { AuthSettings } from "./auth/authenticate.js";
 import { checkJwtAuthConfig, type JwtAuthConfig } from "./auth/jwt.js";
@@ -45,7 +46,7 @@ export function readConfigFile(path: string, env: Env): FileConfig {
       `not YAML or JSON: ${(e as Error).message}`,
     );
   }
-  return parseConfigDocument(document ?? {}, env);
+  return parseConfigDocument(document ?? {}, env, dirname(resolve(path)));
 }
 
 /**
@@ -53,7 +54,11 @@ export function readConfigFile(path: string, env: Env): FileConfig {
  *
  * @throws ConfigError naming the key at fault, as a dotted path.
  */
-export function parseConfigDocument(document: unknown, env: Env): FileConfig {
+export function parseConfigDocument(
+  document: unknown,
+  env: Env,
+  baseDir = process.cwd(),
+): FileConfig {
   const root = Fields.of(document, "");
   root.only(["policies", "callers", "rateLimits", "trustedProxies", "cors"]);
   const policies = readPolicies(root.object("policies"));
@@ -73,7 +78,7 @@ export function parseConfigDocument(document: unknown, env: Env): FileConfig {
     entry.only(["name", "keyEnv", "keyFile", "policy"]);
     return {
       name: entry.string("name"),
-      key: readKey(entry, env),
+      key: readKey(entry, env, baseDir),
       policy: policyNamed(entry, "policy"),
     } satisfies ServiceKey;
   });
@@ -104,7 +109,8 @@ export function parseConfigDocument(document: unknown, env: Env): FileConfig {
   };
 }
 
-function readKey(entry: Fields, env: Env): string {
+/** A key from env or a file; a relative file is next to the config file. */
+function readKey(entry: Fields, env: Env, baseDir: string): string {
   const name = entry.optionalString("keyEnv");
   const file = entry.optionalString("keyFile");
   if ((name === undefined) === (file === undefined)) {
@@ -121,7 +127,7 @@ function readKey(entry: Fields, env: Env): string {
     }
   } else {
     try {
-      key = readFileSync(file as string, "utf8").trim();
+      key = readFileSync(resolve(baseDir, file as string), "utf8").trim();
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code ?? "unreadable";
       throw new ConfigError(

@@ -129,7 +129,7 @@ function readGrant(fields: Fields): GrantPolicy {
 
 function readTtl(fields: Fields, fallback: number): number {
   if (!fields.has("maxTtl")) return fallback;
-  const seconds = parseDuration(String(fields.string("maxTtl")));
+  const seconds = parseDuration(fields.stringOrNumber("maxTtl"));
   if (seconds === undefined || seconds < minTtlSeconds) {
     throw new ConfigError(
       fields.path("maxTtl"),

@@ -5,7 +5,7 @@ import {
   type CreateTokenResponse,
   TokenService,
 } from "../gen/tokenservice/v1/token_service_pb.js";
-import { auditDecision } from "./audit.js";
+import { auditAdmission, auditDecision } from "./audit.js";
 import { createAuthenticator } from "./auth/authenticate.js";
 import { type Caller, describeCaller } from "./auth/caller.js";
 import { parseTrustedProxies, resolveClientAddress } from "./client-address.js";
@@ -81,6 +81,7 @@ export function createTokenRoute(
       metrics.authFailures.inc({
         code: codeName(ConnectError.from(error).code),
       });
+      auditAdmission(logger, "authentication", error);
       throw error;
     }
     const address = resolveClientAddress(
@@ -98,6 +99,7 @@ export function createTokenRoute(
       if (error instanceof RateLimitedError) {
         metrics.rateLimited.inc({ bucket: error.bucket });
       }
+      auditAdmission(logger, "rate_limit", error, caller);
       throw error;
     }
     return caller;

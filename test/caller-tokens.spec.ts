@@ -149,7 +149,7 @@ describe("CreateToken audit log", () => {
 
   it("writes one line per decision, naming caller, policy and rule", () => {
     const lines = f.log.auditLines();
-    expect(lines).toHaveLength(2);
+    expect(lines).toHaveLength(3);
     expect(lines).toContainEqual(
       expect.objectContaining({
         audit: "allowed",
@@ -175,6 +175,15 @@ describe("CreateToken audit log", () => {
   it("logs a refused authentication, without the credential", () => {
     expect(f.log.lines()).toContainEqual(
       expect.objectContaining({ code: "unauthenticated" }),
+    );
+    expect(f.log.auditLines()).toContainEqual(
+      expect.objectContaining({
+        audit: "refused",
+        caller: "unauthenticated",
+        code: "Unauthenticated",
+        rule: "authentication",
+        reason: "unknown service key or malformed token",
+      }),
     );
   });
 

@@ -2,7 +2,10 @@
 // (see serve.ts). It fetches tokens through the client SDK exactly as an
 // app would: createTokenSource over connect-web's Connect transport.
 import { Code, ConnectError } from "@connectrpc/connect";
-import { decodeTokenPayload, type TokenSourceFetchOptions } from "livekit-client";
+import {
+  decodeTokenPayload,
+  type TokenSourceFetchOptions,
+} from "livekit-client";
 import { createTokenSource } from "../../client/index.js";
 
 /**

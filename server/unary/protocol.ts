@@ -38,8 +38,11 @@ export function negotiateFraming(
   }
   const grpc = parseGrpcContentType(contentType);
   if (grpc) return { protocol: "grpc", binary: grpc.binary };
+  // gRPC-Web's base64 "text" mode is refused, as connect-es refuses it.
   const grpcWeb = parseGrpcWebContentType(contentType);
-  if (grpcWeb) return { protocol: "grpc_web", binary: grpcWeb.binary };
+  if (grpcWeb && !grpcWeb.text) {
+    return { protocol: "grpc_web", binary: grpcWeb.binary };
+  }
   return undefined;
 }
 
