@@ -18,9 +18,10 @@ import {
 } from "../gen/tokenservice/v1/token_service_pb.js";
 import type { ServiceConfig } from "./config.js";
 import { type HealthState, registerHealth } from "./health.js";
+import type { Logger } from "./logger.js";
 import type { NodeRequest, NodeResponse } from "./node-handler.js";
 import { registerReflection } from "./reflection.js";
-import type { TokenRoute } from "./token-route.js";
+import type { TokenCall, TokenRoute } from "./token-route.js";
 
 const socketAddressKey = createContextKey<string | undefined>(undefined, {
   description: "the peer address of the request's socket",
@@ -34,14 +35,14 @@ const socketAddressKey = createContextKey<string | undefined>(undefined, {
  */
 export function createConnectHandler(
   config: ServiceConfig,
-  health: HealthState,
+  { health, logger }: { health: HealthState; logger: Logger },
   tokenRoute: TokenRoute,
 ): (req: NodeRequest, res: NodeResponse, path: string) => void {
   const router = createConnectRouter({
     readMaxBytes: config.limits.requestBytes,
     acceptCompression: [compressionGzip, compressionBrotli],
   });
-  registerTokenService(router, tokenRoute);
+  registerTokenService(router, tokenRoute, logger);
   registerHealth(router, health);
   registerReflection(router, [
     file_tokenservice_v1_token_service,
@@ -74,15 +75,32 @@ export function createConnectHandler(
  * `TokenService` on the router authenticates after the body is parsed,
  * unlike the unary path; both mint the same way.
  */
-function registerTokenService(router: ConnectRouter, route: TokenRoute): void {
+function registerTokenService(
+  router: ConnectRouter,
+  route: TokenRoute,
+  logger: Logger,
+): void {
   router.service(TokenService, {
     async createToken(request, context) {
-      const caller = await route.admitCaller(
-        context.requestHeader.get("authorization") ?? undefined,
-        context.requestHeader.get("x-forwarded-for") ?? undefined,
-        context.values.get(socketAddressKey),
-      );
-      return route.handle(request, caller);
+      const call: TokenCall = {};
+      try {
+        await route.admit(
+          {
+            authorization:
+              context.requestHeader.get("authorization") ?? undefined,
+            forwardedFor:
+              context.requestHeader.get("x-forwarded-for") ?? undefined,
+            socketAddress: context.values.get(socketAddressKey),
+          },
+          call,
+        );
+        return await route.handle(request, call);
+      } finally {
+        logger.info(
+          { method: "CreateToken", path: "connect-node", ...call.audit },
+          "rpc",
+        );
+      }
     },
   });
 }

@@ -1,4 +1,3 @@
-import type { Caller } from "./auth/caller.js";
 import { describeCaller } from "./auth/caller.js";
 import type { ServiceConfig } from "./config.js";
 import { createConnectHandler } from "./connect-handler.js";
@@ -10,7 +9,11 @@ import type { NodeHandler, NodeRequest, NodeResponse } from "./node-handler.js";
 import { serveOperations } from "./operations.js";
 import type { RateLimiter } from "./rate-limit.js";
 import { requestId } from "./request-id.js";
-import { createTokenPath, createTokenRoute } from "./token-route.js";
+import {
+  createTokenPath,
+  createTokenRoute,
+  type TokenCall,
+} from "./token-route.js";
 import type { UnaryOutcome } from "./unary/unary-route.js";
 
 /** What the request handler serves with. */
@@ -34,7 +37,10 @@ export interface HandlerDeps {
  * through connect-node, CORS for allowed browser origins, and the
  * operational endpoints (`/healthz`, `/readyz`, `/metrics`).
  *
- * Each RPC call is measured and logged in one line when it ends.
+ * Each `CreateToken` call is measured and logged in one line when it ends:
+ * request id, method, protocol, code, duration, and the audit record of
+ * its token decision (caller, identity, room, grant, agents, TTL, or the
+ * rule that refused).
  */
 export function createRequestHandler(
   config: ServiceConfig,
@@ -43,29 +49,27 @@ export function createRequestHandler(
   const { logger, metrics } = deps;
   const cors = new CorsPolicy(config.corsOrigins);
   const tokenRoute = createTokenRoute(config, deps);
-  const connect = createConnectHandler(config, deps.health, tokenRoute);
+  const connect = createConnectHandler(config, deps, tokenRoute);
 
   const observe = (
     req: NodeRequest,
     method: string,
-    startedAt: bigint,
-    outcome: UnaryOutcome<Caller>,
+    startedAt: number,
+    outcome: UnaryOutcome,
+    call: TokenCall,
   ) => {
-    const seconds = Number(process.hrtime.bigint() - startedAt) / 1e9;
-    metrics.requests.inc({
-      method,
-      protocol: outcome.protocol,
-      code: outcome.code,
-    });
-    metrics.latency.observe({ method, protocol: outcome.protocol }, seconds);
+    const ms = performance.now() - startedAt;
+    metrics.observeCall(method, outcome.protocol, outcome.code, ms / 1000);
     logger.info(
       {
         reqId: requestId(req.headers.traceparent),
         method,
         protocol: outcome.protocol,
         code: outcome.code,
-        durationMs: Math.round(seconds * 1e6) / 1e3,
-        caller: outcome.admitted && describeCaller(outcome.admitted),
+        durationMs: Math.round(ms * 1000) / 1000,
+        ...(call.audit ?? {
+          caller: call.caller && describeCaller(call.caller),
+        }),
       },
       "rpc",
     );
@@ -77,9 +81,10 @@ export function createRequestHandler(
     const path = req.url?.split("?", 1)[0] ?? "";
 
     if (path === createTokenPath && !deps.connectNodeCreateToken) {
-      const startedAt = process.hrtime.bigint();
-      tokenRoute.serve(req, res).then(
-        (outcome) => observe(req, "CreateToken", startedAt, outcome),
+      const startedAt = performance.now();
+      const call: TokenCall = {};
+      tokenRoute.serve(req, res, call).then(
+        (outcome) => observe(req, "CreateToken", startedAt, outcome, call),
         (error: unknown) => {
           logger.error({ err: error }, "CreateToken failed outside the route");
           res.destroy();

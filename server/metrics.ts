@@ -50,7 +50,35 @@ export class ServiceMetrics {
     registers: [this.registry],
   });
 
+  private readonly children = new Map<
+    string,
+    { count: { inc(): void }; latency: { observe(v: number): void } }
+  >();
+
   constructor() {
     collectDefaultMetrics({ register: this.registry });
+  }
+
+  /**
+   * Counts one call and observes its latency. The labelled children are
+   * looked up once per label set, not for every call.
+   */
+  observeCall(
+    method: string,
+    protocol: string,
+    code: string,
+    seconds: number,
+  ): void {
+    const key = `${method} ${protocol} ${code}`;
+    let child = this.children.get(key);
+    if (child === undefined) {
+      child = {
+        count: this.requests.labels(method, protocol, code),
+        latency: this.latency.labels(method, protocol),
+      };
+      this.children.set(key, child);
+    }
+    child.count.inc();
+    child.latency.observe(seconds);
   }
 }

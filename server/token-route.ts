@@ -5,13 +5,12 @@ import {
   type CreateTokenResponse,
   TokenService,
 } from "../gen/tokenservice/v1/token_service_pb.js";
-import { auditAdmission, auditDecision } from "./audit.js";
+import { type AuditRecord, allowedRecord, refusedRecord } from "./audit.js";
 import { createAuthenticator } from "./auth/authenticate.js";
 import { type Caller, describeCaller } from "./auth/caller.js";
 import { parseTrustedProxies, resolveClientAddress } from "./client-address.js";
 import type { ServiceConfig } from "./config.js";
 import { createToken } from "./create-token.js";
-import type { Logger } from "./logger.js";
 import type { ServiceMetrics } from "./metrics.js";
 import type { NodeRequest, NodeResponse } from "./node-handler.js";
 import { RateLimitedError, type RateLimiter } from "./rate-limit.js";
@@ -21,28 +20,34 @@ import {
   type UnaryOutcome,
 } from "./unary/unary-route.js";
 
-/** What the `CreateToken` route needs besides its configuration. */
-export interface TokenRouteDeps {
-  logger: Logger;
-  metrics: ServiceMetrics;
-  limiter: RateLimiter;
+/** What one `CreateToken` call learned, for its log line. */
+export interface TokenCall {
+  caller?: Caller;
+  audit?: AuditRecord;
 }
 
 /** `CreateToken`, served on the unary path, and its parts. */
 export interface TokenRoute {
   /** Serves one HTTP request to `CreateToken`, in any protocol. */
-  serve(req: NodeRequest, res: NodeResponse): Promise<UnaryOutcome<Caller>>;
+  serve(
+    req: NodeRequest,
+    res: NodeResponse,
+    call: TokenCall,
+  ): Promise<UnaryOutcome>;
   /** Authenticates and rate-limits a caller from its headers alone. */
-  admitCaller(
-    authorization: string | undefined,
-    forwardedFor: string | string[] | undefined,
-    socketAddress: string | undefined,
-  ): Promise<Caller>;
-  /** Mints for an admitted caller, with audit and metrics. */
+  admit(headers: AdmissionHeaders, call: TokenCall): Promise<Caller>;
+  /** Mints for an admitted caller, recording the decision in `call`. */
   handle(
     request: CreateTokenRequest,
-    caller: Caller,
+    call: TokenCall,
   ): Promise<CreateTokenResponse>;
+}
+
+/** What admission reads of a request. */
+export interface AdmissionHeaders {
+  authorization: string | undefined;
+  forwardedFor: string | string[] | undefined;
+  socketAddress: string | undefined;
 }
 
 /** The URL path of `CreateToken`. */
@@ -52,81 +57,85 @@ export const createTokenPath = `/${TokenService.typeName}/${TokenService.method.
  * Creates the route that serves `CreateToken` over every protocol: the
  * caller is authenticated and rate-limited from the headers, before the
  * body is read, then the request is checked against the limits and the
- * caller's policy, and the token minted. Every decision is audited.
+ * caller's policy, and the token minted. Every decision is recorded in the
+ * call's audit record.
  */
 export function createTokenRoute(
   config: ServiceConfig,
-  { logger, metrics, limiter }: TokenRouteDeps,
+  { metrics, limiter }: { metrics: ServiceMetrics; limiter: RateLimiter },
 ): TokenRoute {
   const authenticator = createAuthenticator(config.auth);
   const trustedProxies = parseTrustedProxies(config.trustedProxies);
+  const limited =
+    config.rateLimits.perAddress !== undefined ||
+    config.rateLimits.perCaller !== undefined;
 
-  const admit = async (req: NodeRequest): Promise<Caller> =>
-    admitCaller(
-      req.headers.authorization,
-      req.headers["x-forwarded-for"],
-      req.socket?.remoteAddress,
-    );
-
-  /** Authenticates and rate-limits a caller from its headers alone. */
-  const admitCaller = async (
-    authorization: string | undefined,
-    forwardedFor: string | string[] | undefined,
-    socketAddress: string | undefined,
-  ): Promise<Caller> => {
+  const admit = async (headers: AdmissionHeaders, call: TokenCall) => {
     let caller: Caller;
     try {
-      caller = await authenticator.authenticate(authorization);
+      caller = await authenticator.authenticate(headers.authorization);
     } catch (error) {
       metrics.authFailures.inc({
         code: codeName(ConnectError.from(error).code),
       });
-      auditAdmission(logger, "authentication", error);
+      call.audit = refusedRecord(undefined, error, "authentication");
       throw error;
     }
-    const address = resolveClientAddress(
-      socketAddress,
-      forwardedFor,
-      trustedProxies,
-    );
+    call.caller = caller;
+    if (!limited) return caller;
     try {
       await limiter.consume({
         caller:
           caller.kind === "anonymous" ? undefined : describeCaller(caller),
-        address,
+        address: resolveClientAddress(
+          headers.socketAddress,
+          headers.forwardedFor,
+          trustedProxies,
+        ),
       });
     } catch (error) {
       if (error instanceof RateLimitedError) {
         metrics.rateLimited.inc({ bucket: error.bucket });
       }
-      auditAdmission(logger, "rate_limit", error, caller);
+      call.audit = refusedRecord(caller, error, "rate_limit");
       throw error;
     }
     return caller;
   };
 
-  const handle = async (request: CreateTokenRequest, caller: Caller) => {
+  const handle = async (request: CreateTokenRequest, call: TokenCall) => {
+    const caller = call.caller;
+    if (caller === undefined) throw new Error("call was not admitted");
     try {
       const { response, claims } = await createToken(config, request, caller);
-      auditDecision(logger, caller, { claims });
+      call.audit = allowedRecord(caller, claims);
       metrics.tokensMinted.inc({ policy: caller.policy.name });
       return response;
     } catch (error) {
-      auditDecision(logger, caller, { error });
+      call.audit = refusedRecord(caller, error);
       throw error;
     }
   };
 
-  return {
-    serve: createUnaryRoute(
-      TokenService.method.createToken,
-      {
-        readMaxBytes: config.limits.requestBytes,
-        acceptCompression: [compressionGzip, compressionBrotli],
+  const serve = createUnaryRoute(
+    TokenService.method.createToken,
+    {
+      readMaxBytes: config.limits.requestBytes,
+      acceptCompression: [compressionGzip, compressionBrotli],
+    },
+    {
+      async admit(req, _protocol, call: TokenCall) {
+        await admit(
+          {
+            authorization: req.headers.authorization,
+            forwardedFor: req.headers["x-forwarded-for"],
+            socketAddress: req.socket?.remoteAddress,
+          },
+          call,
+        );
       },
-      { admit, handle },
-    ),
-    admitCaller,
-    handle,
-  };
+      handle,
+    },
+  );
+  return { serve, admit, handle };
 }

@@ -166,7 +166,7 @@ describe("CreateToken audit log", () => {
         audit: "refused",
         caller: "user:alice",
         policy: "members",
-        code: "PermissionDenied",
+        code: "permission_denied",
         rule: "rooms",
       }),
     );
@@ -180,7 +180,7 @@ describe("CreateToken audit log", () => {
       expect.objectContaining({
         audit: "refused",
         caller: "unauthenticated",
-        code: "Unauthenticated",
+        code: "unauthenticated",
         rule: "authentication",
         reason: "unknown service key or malformed token",
       }),

@@ -30,26 +30,25 @@ export interface UnaryRouteOptions {
 }
 
 /** What became of one call, for logs and metrics. */
-export interface UnaryOutcome<C> {
+export interface UnaryOutcome {
   protocol: RpcProtocol | "unknown";
   /** The Connect code name (`ok` on success), or the HTTP status refused. */
   code: string;
   error?: ConnectError;
-  /** What `admit` returned, when it succeeded. */
-  admitted?: C;
 }
 
 /**
  * Runs the implementation of one call. `admit` runs first, on the headers
- * alone, and its result reaches the implementation.
+ * alone. Both receive the call's `state`, which the caller of the route
+ * provides and reads afterwards (for its log line).
  */
 export interface UnaryImplementation<
   I extends DescMessage,
   O extends DescMessage,
-  C,
+  S,
 > {
-  admit(req: NodeRequest, protocol: RpcProtocol): Promise<C>;
-  handle(input: MessageShape<I>, admitted: C): Promise<MessageShape<O>>;
+  admit(req: NodeRequest, protocol: RpcProtocol, state: S): Promise<void>;
+  handle(input: MessageShape<I>, state: S): Promise<MessageShape<O>>;
 }
 
 /**
@@ -66,12 +65,12 @@ export interface UnaryImplementation<
 export function createUnaryRoute<
   I extends DescMessage,
   O extends DescMessage,
-  C,
+  S,
 >(
   method: DescMethodUnary<I, O>,
   options: UnaryRouteOptions,
-  implementation: UnaryImplementation<I, O, C>,
-): (req: NodeRequest, res: NodeResponse) => Promise<UnaryOutcome<C>> {
+  implementation: UnaryImplementation<I, O, S>,
+): (req: NodeRequest, res: NodeResponse, state: S) => Promise<UnaryOutcome> {
   const decode = (binary: boolean, bytes: Uint8Array) => {
     try {
       return binary
@@ -88,7 +87,7 @@ export function createUnaryRoute<
       ? toBinary(method.output, message)
       : Buffer.from(toJsonString(method.output, message));
 
-  return async (req, res) => {
+  return async (req, res, state) => {
     const framing = negotiateFraming(req.headers["content-type"]);
     if (framing === undefined || req.method !== "POST") {
       const status = req.method !== "POST" ? 405 : 415;
@@ -100,10 +99,8 @@ export function createUnaryRoute<
       };
     }
     let deadline: NodeJS.Timeout | undefined;
-    let admitted: C | undefined;
     try {
-      admitted = await implementation.admit(req, framing.protocol);
-      const caller = admitted;
+      await implementation.admit(req, framing.protocol, state);
       const timeoutMs = parseDeadline(req, framing.protocol);
       const compression = negotiateCompression(
         req,
@@ -120,7 +117,7 @@ export function createUnaryRoute<
         );
         const output = await implementation.handle(
           decode(framing.binary, message),
-          caller,
+          state,
         );
         return encode(framing.binary, output);
       };
@@ -143,7 +140,7 @@ export function createUnaryRoute<
               }),
             ]);
       await writeMessage(res, framing, compression.response, result);
-      return { protocol: framing.protocol, code: "ok", admitted };
+      return { protocol: framing.protocol, code: "ok" };
     } catch (e) {
       const error =
         e instanceof ConnectError
@@ -161,7 +158,6 @@ export function createUnaryRoute<
         protocol: framing.protocol,
         code: codeName(error.code),
         error,
-        ...(admitted !== undefined && { admitted }),
       };
     } finally {
       if (deadline !== undefined) clearTimeout(deadline);
