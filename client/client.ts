@@ -41,11 +41,22 @@ export type TokenServiceClient = Client<typeof TokenService>;
 export function createTokenServiceClient(
   options: TokenServiceClientOptions,
 ): TokenServiceClient {
+  return createClient(TokenService, resolveTransport(options));
+}
+
+/**
+ * The transport the options describe, with their headers attached.
+ *
+ * @throws TypeError when neither `baseUrl` nor `transport` is given.
+ */
+export function resolveTransport(
+  options: TokenServiceClientOptions,
+): Transport {
   let transport = options.transport;
   if (transport === undefined) {
     if (options.baseUrl === undefined) {
       throw new TypeError(
-        "createTokenServiceClient needs baseUrl or transport",
+        "the token service client needs baseUrl or transport",
       );
     }
     transport = createConnectTransport({ baseUrl: options.baseUrl });
@@ -53,7 +64,7 @@ export function createTokenServiceClient(
   if (options.headers !== undefined) {
     transport = withHeaders(transport, options.headers);
   }
-  return createClient(TokenService, transport);
+  return transport;
 }
 
 /** Wraps a transport so that every call carries `headers`. */

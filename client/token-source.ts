@@ -1,10 +1,33 @@
+import type { Transport } from "@connectrpc/connect";
 import { TokenSource } from "livekit-client";
+import { TokenService } from "../gen/tokenservice/v1/token_service_pb.js";
 import {
-  createTokenServiceClient,
+  resolveTransport,
   type TokenServiceClient,
   type TokenServiceClientOptions,
 } from "./client.js";
-import { toCreateTokenRequest } from "./request.js";
+import {
+  type CreateTokenRequestInit,
+  toCreateTokenRequest,
+} from "./request.js";
+
+/**
+ * `CreateToken` on a transport, without the generated client around it:
+ * the client's code for streaming methods would otherwise be in every
+ * browser bundle that uses the token source.
+ */
+function unaryCall(transport: Transport) {
+  return async (request: CreateTokenRequestInit) => {
+    const response = await transport.unary(
+      TokenService.method.createToken,
+      undefined,
+      undefined,
+      undefined,
+      request,
+    );
+    return response.message;
+  };
+}
 
 /** How the token source reaches the service. */
 export interface TokenSourceOptions extends TokenServiceClientOptions {
@@ -22,11 +45,11 @@ export interface TokenSourceOptions extends TokenServiceClientOptions {
  * returned, carrying its code and message.
  */
 export function createTokenSource(options: TokenSourceOptions) {
-  const client = options.client ?? createTokenServiceClient(options);
+  const createToken = options.client
+    ? options.client.createToken
+    : unaryCall(resolveTransport(options));
   return TokenSource.custom(async (fetchOptions) => {
-    const response = await client.createToken(
-      toCreateTokenRequest(fetchOptions),
-    );
+    const response = await createToken(toCreateTokenRequest(fetchOptions));
     return {
       serverUrl: response.serverUrl,
       participantToken: response.participantToken,
