@@ -1,6 +1,4 @@
-import { fromBinary } from "@bufbuild/protobuf";
 import { ConnectError } from "@connectrpc/connect";
-import { RoomConfigurationSchema } from "../gen/livekit/room_configuration_pb.js";
 import { type Caller, describeCaller } from "./auth/caller.js";
 import type { TokenClaims } from "./mint.js";
 import { PolicyError } from "./policy/policy-error.js";
@@ -19,6 +17,7 @@ export type AuditRecord = Record<string, unknown> & {
 export function allowedRecord(
   caller: Caller,
   claims: TokenClaims,
+  agents: readonly string[],
 ): AuditRecord {
   return {
     audit: "allowed",
@@ -27,7 +26,7 @@ export function allowedRecord(
     identity: claims.identity,
     room: claims.room,
     grant: claims.grant,
-    agents: agentNames(claims.roomConfig),
+    agents,
     ttlSeconds: claims.ttlSeconds,
     attributeKeys: Object.keys(claims.attributes ?? {}),
   };
@@ -53,11 +52,4 @@ export function refusedRecord(
     rule: rule ?? (error instanceof PolicyError ? error.rule : "request"),
     reason: refusal.rawMessage,
   };
-}
-
-function agentNames(roomConfig: Uint8Array): string[] {
-  if (roomConfig.length === 0) return [];
-  return fromBinary(RoomConfigurationSchema, roomConfig).agents.map(
-    (agent) => agent.agentName,
-  );
 }

@@ -108,7 +108,8 @@ export function createTokenRoute(
     if (caller === undefined) throw new Error("call was not admitted");
     try {
       const { response, claims } = await createToken(config, request, caller);
-      call.audit = allowedRecord(caller, claims);
+      const agents = request.roomConfig?.agents.map((a) => a.agentName) ?? [];
+      call.audit = allowedRecord(caller, claims, agents);
       metrics.tokensMinted.inc({ policy: caller.policy.name });
       return response;
     } catch (error) {
