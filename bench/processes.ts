@@ -3,7 +3,13 @@
  * their memory and CPU from /proc (Linux only).
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { closeSync, openSync, readFileSync, readlinkSync } from "node:fs";
+import {
+  closeSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+} from "node:fs";
 import * as net from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 
@@ -195,6 +201,20 @@ export function processExecutable(pid: number): string {
   } catch {
     return "unknown";
   }
+}
+
+/** The pids of a process's children, from /proc/<pid>/task/<tid>/children. */
+export function childPids(pid: number): number[] {
+  const pids: number[] = [];
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      const text = readFileSync(`/proc/${pid}/task/${tid}/children`, "utf8");
+      for (const word of text.split(" ")) if (word) pids.push(Number(word));
+    }
+  } catch {
+    // gone, or no /proc
+  }
+  return pids;
 }
 
 /** Memory of a process from /proc/<pid>/status, in bytes. */

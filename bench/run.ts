@@ -34,6 +34,7 @@ import {
 } from "./loaders.js";
 import { machineInfo, measureMachineLoad, sourceState } from "./machine.js";
 import {
+  childPids,
   freePort,
   type MemoryReading,
   type ProcessSample,
@@ -275,6 +276,8 @@ async function main(): Promise<number> {
         ...credentials,
         BENCH_SERVICE_KEY: serviceKey,
         LOG_LEVEL: "info",
+        // One process, as the peer is: the one whose memory is sampled.
+        WORKERS: "1",
       },
       secretEnv: ["LIVEKIT_API_SECRET", "BENCH_SERVICE_KEY"],
       port: servicePort,
@@ -305,6 +308,15 @@ async function main(): Promise<number> {
       const exe = processExecutable(s.pid);
       if (!/node/.test(path.basename(exe))) {
         throw new Error(`${s.name}: pid ${s.pid} is ${exe}, not node`);
+      }
+      // Memory and CPU are sampled for this one pid: it must be the
+      // process that serves, not a primary with workers.
+      const children = childPids(s.pid);
+      if (children.length > 0) {
+        throw new Error(
+          `${s.name}: pid ${s.pid} has child processes (${children.join(", ")}); ` +
+            "the bench samples one process and expects it to serve alone",
+        );
       }
     }
     const bench: Bench = {
