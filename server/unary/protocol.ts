@@ -50,12 +50,14 @@ export function negotiateFraming(
 export interface NegotiatedCompression {
   request: Compression | null;
   response: Compression | null;
+  /** `unimplemented`, for an encoding the server lacks. */
+  error?: ConnectError;
 }
 
 /**
- * Negotiates compression from the protocol's headers, as connect-es does.
- *
- * @throws ConnectError `unimplemented` for an encoding the server lacks.
+ * Negotiates compression from the protocol's headers, as connect-es does:
+ * an encoding the server lacks is an `error`, and the response is still
+ * compressed as the client accepts.
  */
 export function negotiateCompression(
   req: NodeRequest,
@@ -72,7 +74,6 @@ export function negotiateCompression(
     header(req, accept),
     accept === "accept-encoding" ? "Accept-Encoding" : "Grpc-Accept-Encoding",
   );
-  if (negotiated.error) throw negotiated.error;
   return negotiated;
 }
 
@@ -100,10 +101,14 @@ export function parseDeadline(
 /**
  * The one message of a gRPC or gRPC-Web unary request body.
  *
- * @throws ConnectError `invalid_argument` for an incomplete envelope, and
+ * @throws ConnectError `resource_exhausted` for a message over
+ * `readMaxBytes`, `invalid_argument` for an incomplete envelope, and
  * `unimplemented` for no message or more than one, as connect-es does.
  */
-export function unwrapEnvelope(body: Uint8Array): {
+export function unwrapEnvelope(
+  body: Uint8Array,
+  readMaxBytes: number,
+): {
   compressed: boolean;
   data: Uint8Array;
 } {
@@ -117,6 +122,12 @@ export function unwrapEnvelope(body: Uint8Array): {
       body.byteOffset + offset + 1,
       4,
     ).getUint32(0);
+    if (length > readMaxBytes) {
+      throw new ConnectError(
+        `message size ${length} is larger than configured readMaxBytes ${readMaxBytes}`,
+        Code.ResourceExhausted,
+      );
+    }
     const end = offset + 5 + length;
     if (end > body.length) throw incompleteEnvelope();
     messages.push({ flags, data: body.subarray(offset + 5, end) });

@@ -98,48 +98,40 @@ export function createUnaryRoute<
         code: `http_${status}`,
       };
     }
-    let deadline: NodeJS.Timeout | undefined;
+    let compression: Compression | null = null;
+    const deadline = new Deadline();
     try {
       await implementation.admit(req, framing.protocol, state);
-      const timeoutMs = parseDeadline(req, framing.protocol);
-      const compression = negotiateCompression(
+      const negotiated = negotiateCompression(
         req,
         framing.protocol,
         options.acceptCompression,
       );
+      compression = negotiated.response;
+      if (negotiated.error) throw negotiated.error;
+      deadline.start(parseDeadline(req, framing.protocol));
       const work = async () => {
-        const body = await readBody(req, options.readMaxBytes);
+        const body = await readBody(
+          req,
+          options.readMaxBytes,
+          framing.protocol === "connect" ? 0 : envelopeHeaderBytes,
+        );
         const message = await unwrapMessage(
           framing,
-          compression.request,
+          negotiated.request,
           body,
           options,
         );
-        const output = await implementation.handle(
-          decode(framing.binary, message),
-          state,
+        const input = decode(framing.binary, message);
+        // A call whose deadline passed while its body arrived mints nothing.
+        deadline.throwIfExpired();
+        return encode(
+          framing.binary,
+          await implementation.handle(input, state),
         );
-        return encode(framing.binary, output);
       };
-      const result =
-        timeoutMs === undefined
-          ? await work()
-          : await Promise.race([
-              work(),
-              new Promise<never>((_, reject) => {
-                deadline = setTimeout(
-                  () =>
-                    reject(
-                      new ConnectError(
-                        "the operation timed out",
-                        Code.DeadlineExceeded,
-                      ),
-                    ),
-                  timeoutMs,
-                );
-              }),
-            ]);
-      await writeMessage(res, framing, compression.response, result);
+      const result = await deadline.race(work());
+      await writeMessage(res, framing, compression, result);
       return { protocol: framing.protocol, code: "ok" };
     } catch (e) {
       const error =
@@ -152,17 +144,66 @@ export function createUnaryRoute<
               undefined,
               e,
             );
-      if (!res.headersSent && !res.writableEnded)
-        writeError(res, framing, error);
+      if (!res.headersSent && !res.writableEnded) {
+        await writeError(res, framing, error, compression);
+      }
       return {
         protocol: framing.protocol,
         code: codeName(error.code),
         error,
       };
     } finally {
-      if (deadline !== undefined) clearTimeout(deadline);
+      deadline.clear();
     }
   };
+}
+
+/** The bytes before each message of gRPC and gRPC-Web: flags, length. */
+const envelopeHeaderBytes = 5;
+
+/** The longest delay `setTimeout` honours; longer ones fire at once. */
+const maxTimerMs = 2_147_483_647;
+
+/**
+ * A call's deadline, from its timeout header. Only a call that sends one
+ * pays for a timer.
+ */
+class Deadline {
+  private timer: NodeJS.Timeout | undefined;
+  private expired = false;
+  private reject: ((error: ConnectError) => void) | undefined;
+
+  start(timeoutMs: number | undefined): void {
+    if (timeoutMs === undefined || timeoutMs > maxTimerMs) return;
+    this.timer = setTimeout(() => {
+      this.expired = true;
+      this.reject?.(deadlineExceeded());
+    }, timeoutMs);
+  }
+
+  /** `work`, or `deadline_exceeded` if the deadline passes first. */
+  race<T>(work: Promise<T>): Promise<T> {
+    if (this.timer === undefined) return work;
+    if (this.expired) return Promise.reject(deadlineExceeded());
+    return Promise.race([
+      work,
+      new Promise<never>((_, reject) => {
+        this.reject = reject;
+      }),
+    ]);
+  }
+
+  throwIfExpired(): void {
+    if (this.expired) throw deadlineExceeded();
+  }
+
+  clear(): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+  }
+}
+
+function deadlineExceeded(): ConnectError {
+  return new ConnectError("the operation timed out", Code.DeadlineExceeded);
 }
 
 /** The request message: unwrapped from its envelope, decompressed. */
@@ -175,7 +216,7 @@ async function unwrapMessage(
   let message = body;
   let compressed = compression !== null && framing.protocol === "connect";
   if (framing.protocol !== "connect") {
-    const envelope = unwrapEnvelope(body);
+    const envelope = unwrapEnvelope(body, options.readMaxBytes);
     message = envelope.data;
     compressed = envelope.compressed;
   }

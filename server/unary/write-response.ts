@@ -61,21 +61,26 @@ export async function writeMessage(
 /**
  * Writes an error in the request's framing: a JSON body with the matching
  * HTTP status for Connect, trailers for gRPC, a trailer frame for gRPC-Web.
- * The error's metadata become headers (Connect) or trailers (gRPC), as in
- * connect-es.
+ * The error's metadata become headers (Connect) or trailers (gRPC), and a
+ * large error body or trailer frame is compressed, as in connect-es.
  */
-export function writeError(
+export async function writeError(
   res: NodeResponse,
   framing: RequestFraming,
   error: ConnectError,
-): void {
+  compression: Compression | null,
+): Promise<void> {
   if (framing.protocol === "connect") {
-    const body = errorToJsonBytes(error, {});
+    let body: Uint8Array = errorToJsonBytes(error, {});
     const headers: Record<string, string | number> = {};
     error.metadata.forEach((value, key) => {
       headers[key] = value;
     });
     headers["content-type"] = "application/json";
+    if (compression !== null && body.length >= compressMinBytes) {
+      body = await compression.compress(body);
+      headers["content-encoding"] = compression.name;
+    }
     headers["content-length"] = body.length;
     res.writeHead(codeToHttpStatus(error.code), headers);
     res.end(body);
@@ -85,14 +90,22 @@ export function writeError(
   setTrailerStatus(new Headers(), error).forEach((value, key) => {
     trailer[key] = value;
   });
-  const contentType = contentTypes[framing.protocol][framing.binary ? 1 : 0];
-  res.writeHead(200, { "content-type": contentType });
+  const headers: Record<string, string> = {
+    "content-type": contentTypes[framing.protocol][framing.binary ? 1 : 0],
+  };
+  if (compression !== null) headers["grpc-encoding"] = compression.name;
+  res.writeHead(200, headers);
   if (framing.protocol === "grpc") {
     res.addTrailers(trailer);
     res.end();
     return;
   }
-  res.end(trailerEnvelope(trailer));
+  const frame = trailerSerialize(new Headers(trailer));
+  if (compression !== null && frame.length >= compressMinBytes) {
+    res.end(encodeEnvelope(0x81, await compression.compress(frame)));
+    return;
+  }
+  res.end(encodeEnvelope(0x80, frame));
 }
 
 function trailerEnvelope(trailer: Record<string, string>): Buffer {
