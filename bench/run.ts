@@ -243,6 +243,12 @@ async function main(): Promise<number> {
   const runs: RunRecord[] = [];
   let startChecks: Record<string, SampleCheck> = {};
   let serviceCalls: number | undefined;
+  const children: {
+    of: string;
+    pid: number;
+    exe: string;
+    rssBytes: number;
+  }[] = [];
   let idleMemory: Record<TargetName, MemoryReading | undefined> | undefined;
   let error: unknown;
   let service: Started | undefined;
@@ -310,13 +316,22 @@ async function main(): Promise<number> {
         throw new Error(`${s.name}: pid ${s.pid} is ${exe}, not node`);
       }
       // Memory and CPU are sampled for this one pid: it must be the
-      // process that serves, not a primary with workers.
-      const children = childPids(s.pid);
-      if (children.length > 0) {
-        throw new Error(
-          `${s.name}: pid ${s.pid} has child processes (${children.join(", ")}); ` +
-            "the bench samples one process and expects it to serve alone",
-        );
+      // process that serves, not a primary with Node workers. Other
+      // children (tsx may start esbuild to transform sources) are noted.
+      for (const pid of childPids(s.pid)) {
+        const childExe = processExecutable(pid);
+        if (/node/.test(path.basename(childExe))) {
+          throw new Error(
+            `${s.name}: pid ${s.pid} has a Node child process (${pid}): ` +
+              "the bench samples one process and expects it to serve alone",
+          );
+        }
+        children.push({
+          of: s.name,
+          pid,
+          exe: childExe,
+          rssBytes: readMemory(pid)?.rssBytes ?? 0,
+        });
       }
     }
     const bench: Bench = {
@@ -417,6 +432,12 @@ async function main(): Promise<number> {
     "Latency percentiles are over successful responses, from each response's own time " +
       "(autocannon 'response' events, h2load --log-file), nearest rank.",
   ];
+  for (const c of children) {
+    notes.push(
+      `The ${c.of} had a child process at start, not counted in its RSS or CPU: ` +
+        `${c.exe} (pid ${c.pid}, ${fmtMB(c.rssBytes)} MB).`,
+    );
+  }
   if (source.uncommitted.length > 0) {
     notes.push(
       `The service was measured from commit ${source.commit.slice(0, 12)} WITH uncommitted changes: ${source.uncommitted.join("; ")}`,
@@ -448,6 +469,7 @@ async function main(): Promise<number> {
     serviceLog: { path: serviceLog, ...logStats, serviceCalls },
     startChecks,
     idleMemory,
+    children,
     scenarios,
     summaries,
     targets,
