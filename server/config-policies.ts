@@ -4,26 +4,13 @@ import { parseDuration } from "./duration.js";
 import { policyDefaults } from "./policy/defaults.js";
 import { checkRoomPattern } from "./policy/rooms.js";
 import { minTtlSeconds } from "./policy/ttl.js";
-import type {
-  CallerPolicy,
-  GrantPolicy,
-  RoomConfigField,
-  TrackSourceName,
+import {
+  type CallerPolicy,
+  type GrantPolicy,
+  type RoomConfigField,
+  roomConfigFields,
+  type TrackSourceName,
 } from "./policy/types.js";
-
-const roomConfigFields: readonly RoomConfigField[] = [
-  "agents",
-  "agents.deployment",
-  "metadata",
-  "tags",
-  "max_participants",
-  "empty_timeout",
-  "departure_timeout",
-  "min_playout_delay",
-  "max_playout_delay",
-  "sync_streams",
-  "egress",
-];
 
 const trackSources: readonly TrackSourceName[] = [
   "camera",

@@ -1,4 +1,8 @@
-import type { CallerPolicy, GrantPolicy } from "./types.js";
+import {
+  type CallerPolicy,
+  type GrantPolicy,
+  roomConfigFields,
+} from "./types.js";
 
 /** A participant's usual grant: publish, subscribe, send data. */
 export const participantGrant: GrantPolicy = {
@@ -51,18 +55,7 @@ export function developmentPolicy(maxTtlSeconds: number): CallerPolicy {
     maxTtlSeconds,
     agents: ["*"],
     roomConfig: {
-      fields: [
-        "agents",
-        "agents.deployment",
-        "metadata",
-        "tags",
-        "max_participants",
-        "empty_timeout",
-        "departure_timeout",
-        "min_playout_delay",
-        "max_playout_delay",
-        "sync_streams",
-      ],
+      fields: roomConfigFields.filter((field) => field !== "egress"),
       agentMetadataBytes: Number.MAX_SAFE_INTEGER,
       agentAttributesBytes: Number.MAX_SAFE_INTEGER,
     },

@@ -25,20 +25,27 @@ export interface GrantPolicy {
   roomRecord: boolean;
 }
 
-/** `RoomConfiguration` fields, by their proto names, a caller may set. */
-export type RoomConfigField =
-  | "name"
-  | "agents"
-  | "agents.deployment"
-  | "metadata"
-  | "tags"
-  | "max_participants"
-  | "empty_timeout"
-  | "departure_timeout"
-  | "min_playout_delay"
-  | "max_playout_delay"
-  | "sync_streams"
-  | "egress";
+/**
+ * `RoomConfiguration` fields, by their proto names, that a policy may let a
+ * caller set (`name` always may be set), and `agents.deployment` for the
+ * `deployment` of an agent dispatch.
+ */
+export const roomConfigFields = [
+  "agents",
+  "agents.deployment",
+  "metadata",
+  "tags",
+  "max_participants",
+  "empty_timeout",
+  "departure_timeout",
+  "min_playout_delay",
+  "max_playout_delay",
+  "sync_streams",
+  "egress",
+] as const;
+
+/** One of {@link roomConfigFields}. */
+export type RoomConfigField = (typeof roomConfigFields)[number];
 
 /** What a caller's tokens may hold. */
 export interface CallerPolicy {
