@@ -23,6 +23,7 @@ export interface TrustedProxies {
  *   range with a prefix length in range (0-32 for IPv4, 0-128 for IPv6).
  */
 export function parseTrustedProxies(entries: string[]): TrustedProxies {
+  if (entries.length === 0) return { contains: () => false };
   const list = new BlockList();
   for (const raw of entries) {
     const entry = raw.trim();

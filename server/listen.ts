@@ -60,6 +60,9 @@ export async function listen(
     headersTimeout: limits.headersTimeoutMs,
     requestTimeout: limits.requestTimeoutMs,
     keepAliveTimeout: limits.idleTimeoutMs,
+    // How often the header and request timeouts are checked; Node's
+    // default of 30 s would let a slow client outlive a shorter timeout.
+    connectionsCheckingInterval: Math.min(1000, limits.headersTimeoutMs),
   };
 
   let h1: http.Server | undefined;
@@ -99,6 +102,10 @@ export async function listen(
       resolve();
     });
   });
+  // The HTTP/1.1 server never listens itself: it is handed connections.
+  // Node tracks its connections (for the header and request timeouts, and
+  // for closing idle connections) from its "listening" event on.
+  h1?.emit("listening");
 
   return {
     address: server.address() as AddressInfo,

@@ -49,64 +49,85 @@ async function main(): Promise<void> {
     runPrimary(flags.workers, logger);
     return;
   }
-  const service = await startTokenService(config, logger);
+  // Signals are handled from the start, so that one arriving while the
+  // port is being bound still stops the service gracefully.
+  const service = startTokenService(config, logger);
   handleSignals(service, flags, logger);
+  await service;
 }
 
-/** Forks the workers and forwards signals to them. */
+/**
+ * Forks the workers, restarts one that dies after it started listening,
+ * and forwards signals to them. A worker that dies before it ever listened
+ * (a port that is taken, say) would fail again: then all stop, exit 1.
+ */
 function runPrimary(workers: number, logger: Logger): void {
   logger.info({ workers }, "starting workers");
   for (let i = 0; i < workers; i++) cluster.fork();
   let stopping = false;
-  cluster.on("exit", (worker, code) => {
-    if (!stopping) {
-      logger.error(
-        { pid: worker.process.pid, code },
-        "worker died; restarting",
-      );
-      cluster.fork();
-    } else if (Object.keys(cluster.workers ?? {}).length === 0) {
-      process.exit(0);
-    }
-  });
   const forward = (signal: NodeJS.Signals) => {
     if (signal !== "SIGHUP") stopping = true;
     for (const worker of Object.values(cluster.workers ?? {})) {
       worker?.process.kill(signal);
     }
   };
+  const listened = new Set<number>();
+  cluster.on("listening", (worker) => listened.add(worker.id));
+  cluster.on("exit", (worker, code) => {
+    const pid = worker.process.pid;
+    if (!stopping && !listened.has(worker.id)) {
+      logger.error({ pid, code }, "worker failed to start; stopping");
+      process.exitCode = 1;
+      forward("SIGTERM");
+    } else if (!stopping) {
+      logger.error({ pid, code }, "worker died; restarting");
+      cluster.fork();
+    }
+    if (stopping && Object.keys(cluster.workers ?? {}).length === 0) {
+      process.exit();
+    }
+  });
   process.on("SIGTERM", () => forward("SIGTERM"));
   process.on("SIGINT", () => forward("SIGINT"));
   process.on("SIGHUP", () => forward("SIGHUP"));
 }
 
 function handleSignals(
-  service: RunningService,
+  starting: Promise<RunningService>,
   flags: ConfigFlags,
   logger: Logger,
 ): void {
+  let stopping = false;
   const stop = (signal: string) => {
+    // A second SIGTERM or SIGINT (a terminal's Ctrl-C reaches every process
+    // of the group) must not cut the drain short.
+    if (stopping) return;
+    stopping = true;
     logger.info({ signal }, "stopping: draining, then closing");
-    service.stop().then(
-      () => {
-        logger.info("stopped");
-        process.exit(0);
-      },
-      (error: unknown) => {
-        logger.error({ err: error }, "stop failed");
-        process.exit(1);
-      },
-    );
+    starting
+      .then((service) => service.stop())
+      .then(
+        () => {
+          logger.info("stopped");
+          process.exit(0);
+        },
+        (error: unknown) => {
+          logger.error({ err: error }, "stop failed");
+          process.exit(1);
+        },
+      );
   };
-  process.once("SIGTERM", stop);
-  process.once("SIGINT", stop);
+  process.on("SIGTERM", stop);
+  process.on("SIGINT", stop);
   process.on("SIGHUP", () => {
     try {
       const next = loadConfig(flags, process.env);
-      service.reload(next).then(
-        () => logger.info("configuration reloaded"),
-        (error: unknown) => logger.error({ err: error }, "reload failed"),
-      );
+      starting
+        .then((service) => service.reload(next))
+        .then(
+          () => logger.info("configuration reloaded"),
+          (error: unknown) => logger.error({ err: error }, "reload failed"),
+        );
     } catch (error) {
       logger.error(
         { err: error instanceof ConfigError ? error.message : error },

@@ -60,6 +60,43 @@ export class TokenMinter {
     this.key = createSecretKey(Buffer.from(project.apiSecret, "utf8"));
   }
 
+  private readonly roomConfigs = new Map<string, unknown>();
+
+  /**
+   * The `roomConfig` claim for the given bytes: what the SDK's message
+   * writes into a token (its `toJSON()`: `toJson` with default values).
+   *
+   * Apps send the same few configurations (the same agent, the same
+   * timeouts) again and again, so the claims of small ones are kept, least
+   * recently used first out, and written again as they are.
+   */
+  private roomConfigClaim(bytes: Uint8Array): unknown {
+    if (bytes.length > cachedRoomConfigBytes) {
+      return SdkRoomConfiguration.fromBinary(bytes).toJson({
+        emitDefaultValues: true,
+      });
+    }
+    const key = Buffer.from(
+      bytes.buffer,
+      bytes.byteOffset,
+      bytes.length,
+    ).toString("latin1");
+    let claim = this.roomConfigs.get(key);
+    if (claim === undefined) {
+      claim = SdkRoomConfiguration.fromBinary(bytes).toJson({
+        emitDefaultValues: true,
+      });
+      if (this.roomConfigs.size >= roomConfigCacheSize) {
+        const oldest = this.roomConfigs.keys().next().value;
+        if (oldest !== undefined) this.roomConfigs.delete(oldest);
+      }
+    } else {
+      this.roomConfigs.delete(key);
+    }
+    this.roomConfigs.set(key, claim);
+    return claim;
+  }
+
   /** Signs a token for `claims`, valid from now for `ttlSeconds`. */
   mint(claims: TokenClaims, nowMs = Date.now()): MintedToken {
     const grants: ClaimGrants = {};
@@ -68,7 +105,11 @@ export class TokenMinter {
     if (claims.name) grants.name = claims.name;
     grants.video = { ...claims.grant, roomJoin: true, room: claims.room };
     if (claims.roomConfig.length > 0) {
-      grants.roomConfig = SdkRoomConfiguration.fromBinary(claims.roomConfig);
+      // The claim is the SDK message's JSON, which JSON.stringify writes
+      // the same way as the message itself.
+      grants.roomConfig = this.roomConfigClaim(
+        claims.roomConfig,
+      ) as ClaimGrants["roomConfig"];
     }
     const now = Math.floor(nowMs / 1000);
     const exp = now + claims.ttlSeconds;
@@ -86,6 +127,11 @@ export class TokenMinter {
     return { jwt: `${signed}.${signature}`, expiresAt: new Date(exp * 1000) };
   }
 }
+
+/** Room configurations of at most this many bytes are remembered. */
+const cachedRoomConfigBytes = 1024;
+/** How many distinct room configurations are remembered. */
+const roomConfigCacheSize = 256;
 
 const minters = new WeakMap<LiveKitProject, TokenMinter>();
 

@@ -111,6 +111,18 @@ describe("TokenMinter", () => {
     expect((verified.exp ?? 0) - (verified.nbf ?? 0)).toBe(claims.ttlSeconds);
   });
 
+  it("writes a remembered room configuration as it wrote it the first time", async () => {
+    const claims = cases[2]?.[1] as TokenClaims;
+    const minter = new TokenMinter(project);
+    const first = minter.mint(claims, now).jwt;
+    const again = minter.mint(
+      { ...claims, roomConfig: claims.roomConfig.slice() },
+      now,
+    ).jwt;
+    expect(again).toBe(first);
+    expect(again).toBe(await sdkToken(claims));
+  });
+
   it("signs with the project's secret and no other", async () => {
     const minted = new TokenMinter(project).mint(cases[0]?.[1] as TokenClaims);
     const verifier = new TokenVerifier(project.apiKey, `${project.apiSecret}x`);

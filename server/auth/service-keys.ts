@@ -1,4 +1,4 @@
-import { createHash, timingSafeEqual } from "node:crypto";
+import { hash, timingSafeEqual } from "node:crypto";
 import type { CallerPolicy } from "../policy/types.js";
 import type { ServiceCaller } from "./caller.js";
 
@@ -47,5 +47,5 @@ export class ServiceKeyRing {
 }
 
 function sha256(text: string): Buffer {
-  return createHash("sha256").update(text).digest();
+  return hash("sha256", text, "buffer");
 }

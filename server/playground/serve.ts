@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import type { NodeRequest, NodeResponse } from "../node-handler.js";
 
@@ -46,10 +46,16 @@ export function playgroundScript(): Promise<string> {
   return script;
 }
 
+/** The page's script: its TypeScript source, or what `build:dist` made of it. */
+function browserEntry(): string {
+  const source = fileURLToPath(new URL("./browser.ts", import.meta.url));
+  return existsSync(source) ? source : source.replace(/\.ts$/, ".js");
+}
+
 async function bundle(): Promise<string> {
   const esbuild = await import("esbuild");
   const result = await esbuild.build({
-    entryPoints: [fileURLToPath(new URL("./browser.ts", import.meta.url))],
+    entryPoints: [browserEntry()],
     bundle: true,
     format: "esm",
     platform: "browser",
