@@ -60,19 +60,17 @@ export function createRequestHandler(
   ) => {
     const ms = performance.now() - startedAt;
     metrics.observeCall(method, outcome.protocol, outcome.code, ms / 1000);
-    logger.info(
-      {
-        reqId: requestId(req.headers.traceparent),
-        method,
-        protocol: outcome.protocol,
-        code: outcome.code,
-        durationMs: Math.round(ms * 1000) / 1000,
-        ...(call.audit ?? {
-          caller: call.caller && describeCaller(call.caller),
-        }),
-      },
-      "rpc",
-    );
+    // The call's audit record becomes its log line, extended in place:
+    // cheaper than copying it into a new object for every call.
+    const line: Record<string, unknown> = call.audit ?? {
+      caller: call.caller && describeCaller(call.caller),
+    };
+    line.reqId = requestId(req.headers.traceparent);
+    line.method = method;
+    line.protocol = outcome.protocol;
+    line.code = outcome.code;
+    line.durationMs = Math.round(ms * 1000) / 1000;
+    logger.info(line, "rpc");
   };
 
   return (req: NodeRequest, res: NodeResponse) => {

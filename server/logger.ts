@@ -16,17 +16,24 @@ export type Logger = PinoLogger;
  *
  * Credentials are redacted wherever they might appear.
  *
+ * Lines are written to stdout asynchronously: a busy service does not wait
+ * for each write, and lines that pile up meanwhile go out in one write.
+ * Call `logger.flush(callback)` before the process exits.
+ *
  * @param level the lowest level written; default `info`
  */
 export function createLogger(level = "info"): Logger {
-  return pino({
-    level,
-    base: { service: "livekit-token-service" },
-    // The service never passes headers, tokens or secrets to the logger;
-    // this is a second line of defence for a field added by mistake.
-    redact: {
-      paths: ["authorization", "headers.authorization", "apiSecret"],
-      censor: "[redacted]",
+  return pino(
+    {
+      level,
+      base: { service: "livekit-token-service" },
+      // The service never passes headers, tokens or secrets to the logger;
+      // this is a second line of defence for a field added by mistake.
+      redact: {
+        paths: ["authorization", "headers.authorization", "apiSecret"],
+        censor: "[redacted]",
+      },
     },
-  });
+    pino.destination({ dest: 1, sync: false }),
+  );
 }

@@ -109,11 +109,11 @@ function handleSignals(
       .then(
         () => {
           logger.info("stopped");
-          process.exit(0);
+          exitAfterFlush(logger, 0);
         },
         (error: unknown) => {
           logger.error({ err: error }, "stop failed");
-          process.exit(1);
+          exitAfterFlush(logger, 1);
         },
       );
   };
@@ -135,6 +135,13 @@ function handleSignals(
       );
     }
   });
+}
+
+/** Exits once the log's buffered lines are written. */
+function exitAfterFlush(logger: Logger, code: number): void {
+  logger.flush(() => process.exit(code));
+  // Should the flush never call back, exit all the same.
+  setTimeout(() => process.exit(code), 1000).unref();
 }
 
 function parseFlags(args: string[]): Flags | "help" {

@@ -1,7 +1,7 @@
 import { createHmac, createSecretKey, type KeyObject } from "node:crypto";
 import { createRequire } from "node:module";
-import type { ClaimGrants, VideoGrant } from "livekit-server-sdk";
-import { claimsToJwtPayload } from "livekit-server-sdk";
+import type { VideoGrant } from "livekit-server-sdk";
+import { trackSourceToString } from "livekit-server-sdk";
 import type { LiveKitProject } from "./config.js";
 
 /**
@@ -48,10 +48,11 @@ const encodedHeader = Buffer.from('{"alg":"HS256"}').toString("base64url");
  *
  * `AccessToken` imports the secret for every token and signs through
  * jose's asynchronous WebCrypto path; this does the same work
- * synchronously, several times faster. The payload is built by the SDK's
- * own `claimsToJwtPayload`, and the room configuration crosses from this
- * service's generated types to the SDK's through the protobuf binary
- * format, never field by field, so no field can be dropped on the way.
+ * synchronously, several times faster; a test shows the tokens are byte
+ * for byte those of `AccessToken` for the same input and clock. The room
+ * configuration crosses from this service's generated types to the SDK's
+ * through the protobuf binary format, never field by field, so no field
+ * can be dropped on the way.
  */
 export class TokenMinter {
   private readonly key: KeyObject;
@@ -97,35 +98,56 @@ export class TokenMinter {
     return claim;
   }
 
-  /** Signs a token for `claims`, valid from now for `ttlSeconds`. */
+  /**
+   * Signs a token for `claims`, valid from now for `ttlSeconds`.
+   *
+   * The payload has the keys, values and order of `AccessToken`'s (its
+   * grants as `claimsToJwtPayload` writes them, then `iss`, `exp`, `nbf`
+   * and `sub`), built by assignment: object spreads cost more here than
+   * signing does.
+   */
   mint(claims: TokenClaims, nowMs = Date.now()): MintedToken {
-    const grants: ClaimGrants = {};
-    if (claims.metadata) grants.metadata = claims.metadata;
-    if (claims.attributes) grants.attributes = claims.attributes;
-    if (claims.name) grants.name = claims.name;
-    grants.video = { ...claims.grant, roomJoin: true, room: claims.room };
+    const payload: Record<string, unknown> = {};
+    if (claims.metadata) payload.metadata = claims.metadata;
+    if (claims.attributes) payload.attributes = claims.attributes;
+    if (claims.name) payload.name = claims.name;
+    payload.video = videoClaim(claims);
     if (claims.roomConfig.length > 0) {
-      // The claim is the SDK message's JSON, which JSON.stringify writes
-      // the same way as the message itself.
-      grants.roomConfig = this.roomConfigClaim(
-        claims.roomConfig,
-      ) as ClaimGrants["roomConfig"];
+      payload.roomConfig = this.roomConfigClaim(claims.roomConfig);
     }
     const now = Math.floor(nowMs / 1000);
     const exp = now + claims.ttlSeconds;
-    const payload = {
-      ...claimsToJwtPayload(grants),
-      iss: this.project.apiKey,
-      exp,
-      nbf: now,
-      sub: claims.identity,
-    };
-    const signed = `${encodedHeader}.${Buffer.from(JSON.stringify(payload)).toString("base64url")}`;
+    payload.iss = this.project.apiKey;
+    payload.exp = exp;
+    payload.nbf = now;
+    payload.sub = claims.identity;
+
+    const json = Buffer.from(JSON.stringify(payload));
+    const signed = `${encodedHeader}.${json.toString("base64url")}`;
     const signature = createHmac("sha256", this.key)
       .update(signed)
       .digest("base64url");
     return { jwt: `${signed}.${signature}`, expiresAt: new Date(exp * 1000) };
   }
+}
+
+/**
+ * The `video` claim: the grant, then `roomJoin` and `room`, with track
+ * sources as the SDK writes them ("camera", not 1).
+ */
+function videoClaim(claims: TokenClaims): Record<string, unknown> {
+  const video: Record<string, unknown> = {};
+  const grant = claims.grant as Record<string, unknown>;
+  for (const key in grant) {
+    const value = grant[key];
+    video[key] =
+      key === "canPublishSources" && Array.isArray(value)
+        ? value.map(trackSourceToString)
+        : value;
+  }
+  video.roomJoin = true;
+  video.room = claims.room;
+  return video;
 }
 
 /** Room configurations of at most this many bytes are remembered. */
