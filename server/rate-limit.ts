@@ -2,10 +2,10 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { Redis } from "ioredis";
 import {
   type RateLimiterAbstract,
-  RateLimiterMemory,
   RateLimiterRedis,
   RateLimiterRes,
 } from "rate-limiter-flexible";
+import { TokenBuckets } from "./token-bucket.js";
 
 /**
  * One token bucket: a sustained rate and a burst.
@@ -130,13 +130,16 @@ const redisCommandTimeoutMs = 1000;
  */
 const redisFirstConnectWaitMs = 2000;
 
-/** The longest window `RateLimiterMemory` can time (setTimeout's limit). */
+/** The longest window rate-limiter-flexible can time (setTimeout's limit). */
 const maxWindowSeconds = 2_147_483;
 
 /**
  * Creates the rate limits described by `config`.
  *
- * **Token bucket, approximated.** rate-limiter-flexible counts requests in
+ * **In memory** (no `redis`, the default): exact token buckets, checked
+ * synchronously, one budget per process; see {@link TokenBuckets}.
+ *
+ * **In Redis, a token bucket approximated.** rate-limiter-flexible counts requests in
  * fixed windows that start at a key's first request; it has no token
  * bucket. Each bucket here is one such window of `burst` points lasting
  * `burst / ratePerSecond` seconds: a fresh key admits `burst` requests at
@@ -186,10 +189,6 @@ const maxWindowSeconds = 2_147_483;
  * as Redis is back. Requests that arrive before the first connection wait
  * for it, up to 2 s.
  *
- * **Memory** (no `redis`): `RateLimiterMemory`, one budget per process.
- * Each key is dropped when its window ends, so memory is bounded by the
- * number of distinct keys seen in one window.
- *
  * @throws Error if a limit has a `ratePerSecond` that is not a positive
  *   number, a `burst` that is not a positive integer, a window
  *   (`burst / ratePerSecond`) over 2,147,483 s, or, with Redis, under 1 s.
@@ -213,7 +212,10 @@ export function createRateLimiter(config: RateLimitConfig): RateLimiter {
       },
     };
   }
-  const backend = store ? redisBackend(store) : memoryBackend();
+  if (!store) {
+    return memoryRateLimiter(config.perCaller, config.perAddress);
+  }
+  const backend = redisBackend(store);
   const limiters = {
     caller: caller && backend.limiter("caller", caller),
     address: address && backend.limiter("address", address),
@@ -322,24 +324,40 @@ interface Backend {
   close(): Promise<void>;
 }
 
-function memoryBackend(): Backend {
+/**
+ * Rate limits in process memory: exact token buckets, checked
+ * synchronously (see {@link TokenBuckets}).
+ */
+function memoryRateLimiter(
+  perCaller: BucketConfig | undefined,
+  perAddress: BucketConfig | undefined,
+): RateLimiter {
+  const callers =
+    perCaller && new TokenBuckets(perCaller.ratePerSecond, perCaller.burst);
+  const addresses =
+    perAddress && new TokenBuckets(perAddress.ratePerSecond, perAddress.burst);
+  let closed = false;
+  const admitted = Promise.resolve();
   return {
-    limiter: (bucket, window) =>
-      new RateLimiterMemory({
-        keyPrefix: bucket,
-        points: window.points,
-        duration: window.seconds,
-      }),
-    ready: async () => {},
-    unavailable: (cause) =>
-      new ConnectError(
-        "rate limiter unavailable",
-        Code.Unavailable,
-        undefined,
-        undefined,
-        cause,
-      ),
-    close: async () => {},
+    consume(keys) {
+      if (closed) return Promise.reject(closedError());
+      const now = performance.now();
+      const addressWait = addresses ? addresses.take(keys.address, now) : 0;
+      if (addressWait > 0) {
+        return Promise.reject(new RateLimitedError("address", addressWait));
+      }
+      if (callers && keys.caller !== undefined) {
+        const callerWait = callers.take(keys.caller, now);
+        if (callerWait > 0) {
+          addresses?.give(keys.address);
+          return Promise.reject(new RateLimitedError("caller", callerWait));
+        }
+      }
+      return admitted;
+    },
+    async close() {
+      closed = true;
+    },
   };
 }
 

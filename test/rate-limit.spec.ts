@@ -61,7 +61,7 @@ describe("createRateLimiter in memory", () => {
     ).toBe("3");
   });
 
-  it("refills at the rate: the burst is back after the retry delay", async () => {
+  it("refills steadily, one token per 1/rate, as a token bucket does", async () => {
     limiter = createRateLimiter({ perAddress: bucket });
     const keys = { address: "198.51.100.1" };
     for (let i = 0; i < bucket.burst; i++) {
@@ -70,7 +70,13 @@ describe("createRateLimiter in memory", () => {
     const refused = (await attempt(limiter, keys)) as RateLimitedError;
     expect(refused).toBeInstanceOf(RateLimitedError);
     expect(refused.bucket).toBe("address");
-    await sleep(refused.retryAfterMs + 10);
+    expect(refused.retryAfterMs).toBeLessThanOrEqual(
+      1000 / bucket.ratePerSecond,
+    );
+    await sleep(refused.retryAfterMs + 5);
+    await limiter.consume(keys);
+    expect(await attempt(limiter, keys)).toBeInstanceOf(RateLimitedError);
+    await sleep((1000 * bucket.burst) / bucket.ratePerSecond + 10);
     for (let i = 0; i < bucket.burst; i++) {
       await limiter.consume(keys);
     }
