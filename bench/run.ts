@@ -5,6 +5,7 @@
  * reports tokens/s, latency, errors, peak RSS and the ratio to the peer.
  * A benchmark, not a test: CI never runs it.
  */
+import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { once } from "node:events";
 import {
@@ -260,15 +261,18 @@ async function main(): Promise<number> {
     let peerPort = await freePort();
     while (peerPort === servicePort) peerPort = await freePort();
 
-    // The Node process itself, not an npm or tsx wrapper: its pid is the
-    // one whose memory is sampled.
+    // Built as for production (npm run build:dist) and run by node itself,
+    // not through an npm or tsx wrapper: its pid is the one whose memory is
+    // sampled, and no TypeScript loader is in it.
+    execFileSync("npm", ["run", "--silent", "build:dist"], {
+      cwd: root,
+      stdio: "inherit",
+    });
     service = startProcess({
       name: "service",
       command: [
         process.execPath,
-        "--import",
-        "tsx",
-        "server/main.ts",
+        "dist/server/main.js",
         "--config",
         "bench/production-config.yaml",
         "--host",
