@@ -78,24 +78,20 @@ export function negotiateCompression(
 }
 
 /**
- * The call's deadline in milliseconds from `connect-timeout-ms` or
- * `grpc-timeout`, or undefined when the client set none.
- *
- * @throws ConnectError `invalid_argument` for a malformed value.
+ * The call's timeout in milliseconds from `connect-timeout-ms` or
+ * `grpc-timeout`: none when the client set none, and an `invalid_argument`
+ * error for a malformed value, to be reported in its turn.
  */
 export function parseDeadline(
   req: NodeRequest,
   protocol: RpcProtocol,
-): number | undefined {
-  const parsed =
-    protocol === "connect"
-      ? parseConnectTimeout(
-          header(req, "connect-timeout-ms"),
-          Number.MAX_SAFE_INTEGER,
-        )
-      : parseGrpcTimeout(header(req, "grpc-timeout"), Number.MAX_SAFE_INTEGER);
-  if (parsed.error) throw parsed.error;
-  return parsed.timeoutMs;
+): { timeoutMs?: number; error?: ConnectError } {
+  return protocol === "connect"
+    ? parseConnectTimeout(
+        header(req, "connect-timeout-ms"),
+        Number.MAX_SAFE_INTEGER,
+      )
+    : parseGrpcTimeout(header(req, "grpc-timeout"), Number.MAX_SAFE_INTEGER);
 }
 
 /**

@@ -99,18 +99,22 @@ export function createUnaryRoute<
       };
     }
     let compression: Compression | null = null;
+    // The deadline runs from the first byte of the call, admission included
+    // (an identity provider that hangs must not outlast it).
+    const timeout = parseDeadline(req, framing.protocol);
     const deadline = new Deadline();
+    deadline.start(timeout.error ? undefined : timeout.timeoutMs);
     try {
-      await implementation.admit(req, framing.protocol, state);
-      const negotiated = negotiateCompression(
-        req,
-        framing.protocol,
-        options.acceptCompression,
-      );
-      compression = negotiated.response;
-      if (negotiated.error) throw negotiated.error;
-      deadline.start(parseDeadline(req, framing.protocol));
       const work = async () => {
+        await implementation.admit(req, framing.protocol, state);
+        const negotiated = negotiateCompression(
+          req,
+          framing.protocol,
+          options.acceptCompression,
+        );
+        compression = negotiated.response;
+        if (negotiated.error) throw negotiated.error;
+        if (timeout.error) throw timeout.error;
         const body = await readBody(
           req,
           options.readMaxBytes,

@@ -1,4 +1,4 @@
-import type { ConnectError } from "@connectrpc/connect";
+import { ConnectError } from "@connectrpc/connect";
 import type { Compression } from "@connectrpc/connect/protocol";
 import {
   codeToHttpStatus,
@@ -67,9 +67,10 @@ export async function writeMessage(
 export async function writeError(
   res: NodeResponse,
   framing: RequestFraming,
-  error: ConnectError,
+  thrown: ConnectError,
   compression: Compression | null,
 ): Promise<void> {
+  const error = wellFormed(thrown);
   if (framing.protocol === "connect") {
     let body: Uint8Array = errorToJsonBytes(error, {});
     const headers: Record<string, string | number> = {};
@@ -106,6 +107,22 @@ export async function writeError(
     return;
   }
   res.end(encodeEnvelope(0x80, frame));
+}
+
+/**
+ * The error with a message that is valid Unicode: a parser's message may
+ * quote half of a surrogate pair from the request, which gRPC's
+ * percent-encoding of `grpc-message` cannot encode.
+ */
+function wellFormed(error: ConnectError): ConnectError {
+  const message = error.rawMessage;
+  // A lone surrogate becomes U+FFFD, as String.prototype.toWellFormed does.
+  const fixed = message.replace(
+    /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g,
+    "\uFFFD",
+  );
+  if (fixed === message) return error;
+  return new ConnectError(fixed, error.code, error.metadata);
 }
 
 function trailerEnvelope(trailer: Record<string, string>): Buffer {
