@@ -1,5 +1,7 @@
+import type { Http2ServerRequest } from "node:http2";
+import * as http2 from "node:http2";
 import { Code, ConnectError } from "@connectrpc/connect";
-import type { NodeRequest } from "../node-handler.js";
+import type { NodeRequest, NodeResponse } from "../node-handler.js";
 
 /**
  * Reads a whole request body, refusing more than `readMaxBytes` (plus
@@ -18,7 +20,6 @@ export function readBody(
   const limit = readMaxBytes + framingBytes;
   const declared = parseLength(req.headers["content-length"]);
   if (declared !== undefined && declared > limit) {
-    req.resume();
     return Promise.reject(
       new ConnectError(
         `message size ${declared - framingBytes} is larger than configured readMaxBytes ${readMaxBytes}`,
@@ -31,7 +32,6 @@ export function readBody(
     let received = 0;
     const fail = (error: ConnectError) => {
       cleanup();
-      req.resume();
       reject(error);
     };
     const onData = (chunk: Buffer) => {
@@ -95,4 +95,29 @@ function promised(declared: number, received: number): ConnectError {
     `protocol error: promised ${declared} bytes, received ${received}`,
     Code.InvalidArgument,
   );
+}
+
+/**
+ * After an answer given before the request body was read to its end (a
+ * refusal), stops taking the rest: an HTTP/2 stream is reset with NO_ERROR
+ * once the answer is sent (RFC 9113, section 8.1), and an HTTP/1.1
+ * connection stops reading and closes, so that a refused client cannot go
+ * on pushing its upload at the service. Call it before writing the answer.
+ */
+export function refuseRestOfBody(req: NodeRequest, res: NodeResponse): void {
+  if (req.complete) return;
+  if (req.httpVersionMajor >= 2) {
+    const { stream } = req as Http2ServerRequest;
+    res.once("finish", () => stream.close(http2.constants.NGHTTP2_NO_ERROR));
+    return;
+  }
+  if (!res.headersSent) res.setHeader("connection", "close");
+  res.once("finish", () => {
+    const socket = req.socket;
+    socket.pause();
+    socket.end();
+    // The client has this long to read the answer before the connection,
+    // with its unread upload, is cut.
+    setTimeout(() => socket.destroy(), 1000).unref();
+  });
 }

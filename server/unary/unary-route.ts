@@ -18,7 +18,7 @@ import {
   type RpcProtocol,
   unwrapEnvelope,
 } from "./protocol.js";
-import { readBody } from "./read-body.js";
+import { readBody, refuseRestOfBody } from "./read-body.js";
 import { writeError, writeMessage } from "./write-response.js";
 
 /** How a unary route reads requests. */
@@ -149,6 +149,7 @@ export function createUnaryRoute<
               e,
             );
       if (!res.headersSent && !res.writableEnded) {
+        refuseRestOfBody(req, res);
         await writeError(res, framing, error, compression);
       }
       return {
