@@ -41,13 +41,19 @@ export async function listen(
 ): Promise<Listener> {
   let current = initialHandler;
   let closing = false;
+  const limits = config.connections;
   const handler = (req: NodeRequest, res: NodeResponse) => {
-    if (closing && req.httpVersionMajor === 1) {
-      res.setHeader("connection", "close");
+    if (req.httpVersionMajor === 1) {
+      if (closing) res.setHeader("connection", "close");
+    } else if (headerListSize(req.rawHeaders) > limits.maxHeaderBytes) {
+      // HTTP/2 only advertises the limit in SETTINGS; Node.js enforces its
+      // own, larger one.
+      res.writeHead(431);
+      res.end();
+      return;
     }
     current(req, res);
   };
-  const limits = config.connections;
   const h2Options: http2.ServerOptions = {
     maxSessionMemory: 10,
     settings: {
@@ -94,6 +100,7 @@ export async function listen(
     session.once("close", () => sessions.delete(session));
     if (closing) session.close();
   });
+  const slowHttp2 = guardSlowHttp2(h2, limits);
 
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
@@ -128,6 +135,7 @@ export async function listen(
       }, timeoutMs);
       await closed;
       clearInterval(sweep);
+      slowHttp2.stop();
       clearTimeout(deadline);
     },
   };
@@ -144,7 +152,10 @@ function routeByPreface(
 ): net.Server {
   return net.createServer((socket) => {
     socket.once("error", () => socket.destroy());
-    socket.setTimeout(firstBytesTimeoutMs, () => socket.destroy());
+    // A deadline, not an idle timeout: a preface sent a byte at a time
+    // must not hold the connection.
+    const firstBytes = setTimeout(() => socket.destroy(), firstBytesTimeoutMs);
+    socket.once("close", () => clearTimeout(firstBytes));
     let seen = Buffer.alloc(0);
     const onData = (chunk: Buffer) => {
       seen = Buffer.concat([seen, chunk]);
@@ -154,7 +165,7 @@ function routeByPreface(
         .equals(http2Preface.subarray(0, compared));
       if (isHttp2 && compared < http2Preface.length) return;
       socket.off("data", onData);
-      socket.setTimeout(0);
+      clearTimeout(firstBytes);
       socket.pause();
       socket.unshift(seen);
       (isHttp2 ? h2 : h1).emit("connection", socket);
@@ -164,4 +175,83 @@ function routeByPreface(
     };
     socket.on("data", onData);
   });
+}
+
+/**
+ * A header block's size as HTTP/2 counts it (RFC 9113, section 6.5.2):
+ * each field's name and value, plus 32 bytes.
+ */
+function headerListSize(rawHeaders: string[]): number {
+  let size = 0;
+  for (const field of rawHeaders) size += field.length;
+  return size + 16 * rawHeaders.length;
+}
+
+/**
+ * Applies the header and request timeouts to HTTP/2, where Node.js has only
+ * an idle timeout that every byte restarts. Checked every second:
+ * - a stream whose request has not ended `requestTimeoutMs` after its
+ *   headers is cancelled;
+ * - a connection with no open stream that has received more than 512
+ *   bytes for longer than `headersTimeoutMs` without completing one (a
+ *   large header block sent slowly) is closed.
+ *
+ * Note that a small header block sent a byte at a time is not caught:
+ * Node.js reports no partial frames, and a few control frames (PING,
+ * SETTINGS) must not close an idle connection. `MAX_CONNECTIONS` bounds
+ * how many such connections a client can hold.
+ */
+function guardSlowHttp2(
+  server: http2.Http2Server | http2.Http2SecureServer,
+  limits: ConnectionLimits,
+): { stop(): void } {
+  const streams = new Map<http2.ServerHttp2Stream, number>();
+  const sessions = new Map<
+    http2.Http2Session,
+    { open: number; since: number; bytesRead: number }
+  >();
+  const bytesRead = (session: http2.Http2Session) =>
+    session.socket?.bytesRead ?? 0;
+  server.on("session", (session: http2.Http2Session) => {
+    sessions.set(session, {
+      open: 0,
+      since: Date.now(),
+      bytesRead: bytesRead(session),
+    });
+    session.once("close", () => sessions.delete(session));
+  });
+  server.on("stream", (stream: http2.ServerHttp2Stream) => {
+    streams.set(stream, Date.now());
+    const session = stream.session;
+    const state = session && sessions.get(session);
+    if (state) state.open++;
+    stream.once("close", () => {
+      streams.delete(stream);
+      if (session && state) {
+        state.open--;
+        state.since = Date.now();
+        state.bytesRead = bytesRead(session);
+      }
+    });
+  });
+  const timer = setInterval(() => {
+    const now = Date.now();
+    for (const [stream, since] of streams) {
+      if (!stream.readableEnded && now - since > limits.requestTimeoutMs) {
+        stream.close(http2.constants.NGHTTP2_CANCEL);
+      }
+    }
+    for (const [session, state] of sessions) {
+      const receiving = bytesRead(session) > state.bytesRead + 512;
+      if (
+        state.open === 0 &&
+        receiving &&
+        now - state.since > limits.headersTimeoutMs
+      ) {
+        session.destroy();
+      }
+    }
+  }, 1000);
+  timer.unref();
+  return { stop: () => clearInterval(timer) };
 }
