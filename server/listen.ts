@@ -76,9 +76,22 @@ export async function listen(
   let server: net.Server;
   if (config.tls) {
     const secure = http2.createSecureServer(
-      { ...h2Options, ...config.tls, allowHTTP1: true },
+      {
+        ...h2Options,
+        ...config.tls,
+        allowHTTP1: true,
+        connectionsCheckingInterval: h1Options.connectionsCheckingInterval,
+      } as http2.SecureServerOptions,
       handler,
     );
+    // The HTTP/1.1 connections that ALPN gives this server read these.
+    Object.assign(secure, {
+      maxHeaderSize: limits.maxHeaderBytes,
+      headersTimeout: limits.headersTimeoutMs,
+      requestTimeout: limits.requestTimeoutMs,
+      keepAliveTimeout: limits.idleTimeoutMs,
+      connectionsCheckingInterval: h1Options.connectionsCheckingInterval,
+    });
     h2 = secure;
     server = secure;
   } else {
