@@ -6,6 +6,7 @@ export default defineConfig({
       {
         test: {
           name: "unit",
+          globalSetup: ["test/support/log-scan.ts"],
           include: ["test/**/*.spec.ts"],
           exclude: ["test/system/**"],
           testTimeout: 20_000,

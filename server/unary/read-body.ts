@@ -3,6 +3,9 @@ import * as http2 from "node:http2";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { NodeRequest, NodeResponse } from "../node-handler.js";
 
+/** Requests whose body {@link readBody} refused for its size. */
+const oversized = new WeakSet<NodeRequest>();
+
 /**
  * Reads a whole request body, refusing more than `readMaxBytes` (plus
  * `framingBytes` of envelope headers) as soon as it is known: from `content-length` before a byte is read, else as the
@@ -20,6 +23,7 @@ export function readBody(
   const limit = readMaxBytes + framingBytes;
   const declared = parseLength(req.headers["content-length"]);
   if (declared !== undefined && declared > limit) {
+    oversized.add(req);
     return Promise.reject(
       new ConnectError(
         `message size ${declared - framingBytes} is larger than configured readMaxBytes ${readMaxBytes}`,
@@ -39,6 +43,7 @@ export function readBody(
       if (declared !== undefined && received > declared) {
         fail(promised(declared, received));
       } else if (received > limit) {
+        oversized.add(req);
         fail(
           new ConnectError(
             `message size is larger than configured readMaxBytes ${readMaxBytes}`,
@@ -98,26 +103,46 @@ function promised(declared: number, received: number): ConnectError {
 }
 
 /**
- * After an answer given before the request body was read to its end (a
- * refusal), stops taking the rest: an HTTP/2 stream is reset with NO_ERROR
- * once the answer is sent (RFC 9113, section 8.1), and an HTTP/1.1
- * connection stops reading and closes, so that a refused client cannot go
- * on pushing its upload at the service. Call it before writing the answer.
+ * After an answer given before the request body was read to its end,
+ * decides what becomes of the rest. A body over the size limit (declared,
+ * or refused by {@link readBody} as it arrived) is not taken any further: an
+ * HTTP/2 stream is reset with NO_ERROR once the answer is sent (RFC 9113,
+ * section 8.1), and an HTTP/1.1 connection stops reading and closes, so
+ * that a client cannot go on pushing an upload at the service. Any other
+ * refusal reads and drops the rest, so that a client sending a normal body
+ * reads its answer and keeps its connection; the request timeout bounds
+ * how long that may take. Call it before writing the answer.
  */
-export function refuseRestOfBody(req: NodeRequest, res: NodeResponse): void {
+export function refuseRestOfBody(
+  req: NodeRequest,
+  res: NodeResponse,
+  readMaxBytes: number,
+): void {
   if (req.complete) return;
+  const declared = parseLength(req.headers["content-length"]);
+  const tooLarge =
+    oversized.has(req) || (declared !== undefined && declared > readMaxBytes);
+  if (tooLarge) stopTaking(req, res);
+  else req.resume();
+}
+
+function stopTaking(req: NodeRequest, res: NodeResponse): void {
   if (req.httpVersionMajor >= 2) {
     const { stream } = req as Http2ServerRequest;
-    res.once("finish", () => stream.close(http2.constants.NGHTTP2_NO_ERROR));
+    const reset = () => stream.close(http2.constants.NGHTTP2_NO_ERROR);
+    if (res.writableFinished) reset();
+    else res.once("finish", reset);
     return;
   }
   if (!res.headersSent) res.setHeader("connection", "close");
-  res.once("finish", () => {
+  const close = () => {
     const socket = req.socket;
     socket.pause();
     socket.end();
     // The client has this long to read the answer before the connection,
     // with its unread upload, is cut.
     setTimeout(() => socket.destroy(), 1000).unref();
-  });
+  };
+  if (res.writableFinished) close();
+  else res.once("finish", close);
 }

@@ -149,7 +149,7 @@ export function createUnaryRoute<
               e,
             );
       if (!res.headersSent && !res.writableEnded) {
-        refuseRestOfBody(req, res);
+        refuseRestOfBody(req, res, options.readMaxBytes);
         await writeError(res, framing, error, compression);
       }
       return {

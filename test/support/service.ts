@@ -3,12 +3,10 @@ import {
   defaultLimits,
   type ServiceConfig,
 } from "../../server/config.js";
-import { createLogger, type Logger } from "../../server/logger.js";
+import type { Logger } from "../../server/logger.js";
 import { developmentPolicy } from "../../server/policy/defaults.js";
-import {
-  type StartOptions,
-  startTokenService,
-} from "../../server/service.js";
+import { type StartOptions, startTokenService } from "../../server/service.js";
+import { suiteLogger } from "./suite-log.js";
 
 /** The LiveKit project the test service mints for. */
 export const testProject = {
@@ -53,7 +51,7 @@ export async function startTestService(
     corsOrigins: ["*"],
     ...overrides,
   };
-  const { logger = createLogger("silent"), ...start } = options;
+  const { logger = suiteLogger(), ...start } = options;
   const listener = await startTokenService(config, logger, start);
   const { port } = listener.address;
   return {
