@@ -43,7 +43,7 @@ async function main(): Promise<void> {
     process.stdout.write(usage);
     return;
   }
-  const logger = createLogger(process.env.LOG_LEVEL);
+  const logger = createLogger(logLevel(process.env.LOG_LEVEL));
   const config = loadConfig(flags, process.env);
   if (flags.workers > 1 && cluster.isPrimary) {
     runPrimary(flags.workers, logger);
@@ -140,8 +140,31 @@ function handleSignals(
 /** Exits once the log's buffered lines are written. */
 function exitAfterFlush(logger: Logger, code: number): void {
   logger.flush(() => process.exit(code));
-  // Should the flush never call back, exit all the same.
-  setTimeout(() => process.exit(code), 1000).unref();
+  // Should the flush never call back (stdout is a pipe nobody reads),
+  // exit all the same.
+  setTimeout(() => process.exit(code), 1000);
+}
+
+const logLevels = [
+  "fatal",
+  "error",
+  "warn",
+  "info",
+  "debug",
+  "trace",
+  "silent",
+];
+
+/** `LOG_LEVEL`, checked; default `info`. */
+function logLevel(value: string | undefined): string {
+  if (value === undefined || value === "") return "info";
+  if (!logLevels.includes(value)) {
+    throw new ConfigError(
+      "LOG_LEVEL",
+      `must be one of ${logLevels.join(", ")}`,
+    );
+  }
+  return value;
 }
 
 function parseFlags(args: string[]): Flags | "help" {
@@ -160,7 +183,9 @@ function parseFlags(args: string[]): Flags | "help" {
   if (values.help) return "help";
   const port = integerFlag("--port", values.port, 0, 65_535);
   const workers =
-    integerFlag("--workers", values.workers ?? process.env.WORKERS, 1, 64) ?? 1;
+    (values.workers !== undefined
+      ? integerFlag("--workers", values.workers, 1, 64)
+      : integerFlag("WORKERS", process.env.WORKERS, 1, 64)) ?? 1;
   return {
     workers,
     ...(values.dev && { dev: true }),
