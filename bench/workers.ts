@@ -1,0 +1,151 @@
+/**
+ * `npm run bench:workers`: what `--workers 2` gives on this machine. Starts
+ * the service built for production once with one process and once with two
+ * (node:cluster on one port), and the peer, and measures Connect JSON over
+ * HTTP/1.1 with h2load, alternating the three in rounds. A benchmark, not a
+ * test. Note that the load generator shares the machine's cores with the
+ * servers, so two workers compete with it too.
+ */
+import { execFileSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { runH2load } from "./loaders.js";
+import {
+  freePort,
+  postProbe,
+  readyzProbe,
+  type Started,
+  startProcess,
+  stopProcess,
+  waitReady,
+} from "./processes.js";
+import { createTokenPath, jsonBody } from "./request.js";
+
+const root = path.resolve(import.meta.dirname, "..");
+const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
+const seconds = Number(process.env.BENCH_DURATION ?? 8);
+const peerFile =
+  process.env.BENCH_PEER ??
+  path.resolve(root, "../shared/bench/peer-endpoint.mjs");
+
+async function main(): Promise<void> {
+  execFileSync("npm", ["run", "--silent", "build:dist"], {
+    cwd: root,
+    stdio: "inherit",
+  });
+  const tmp = mkdtempSync(path.join(tmpdir(), "lkts-workers-"));
+  const key = randomBytes(30).toString("base64url");
+  const credentials = {
+    LIVEKIT_URL: "wss://bench.livekit.example",
+    LIVEKIT_API_KEY: "APIbench",
+    LIVEKIT_API_SECRET: randomBytes(30).toString("base64url"),
+  };
+  const started: Started[] = [];
+  const startService = async (workers: number) => {
+    const port = await freePort();
+    const service = startProcess({
+      name: `service x${workers}`,
+      command: [
+        process.execPath,
+        "dist/server/main.js",
+        "--config",
+        "bench/production-config.yaml",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        String(port),
+      ],
+      cwd: root,
+      env: {
+        NODE_ENV: "production",
+        ...credentials,
+        BENCH_SERVICE_KEY: key,
+        LOG_LEVEL: "info",
+        WORKERS: String(workers),
+      },
+      secretEnv: ["LIVEKIT_API_SECRET", "BENCH_SERVICE_KEY"],
+      port,
+      stdout: "ignore",
+    });
+    started.push(service);
+    await waitReady(service, readyzProbe(service.baseUrl));
+    return service;
+  };
+  try {
+    const one = await startService(1);
+    const two = await startService(2);
+    const peerPort = await freePort();
+    const peer = startProcess({
+      name: "peer",
+      command: [process.execPath, peerFile],
+      cwd: root,
+      env: { PORT: String(peerPort), ...credentials },
+      port: peerPort,
+      stdout: "ignore",
+    });
+    started.push(peer);
+    await waitReady(
+      peer,
+      postProbe(`${peer.baseUrl}/`, jsonBody(), {
+        "content-type": "application/json",
+      }),
+    );
+
+    const bodyFile = path.join(tmp, "body.json");
+    writeFileSync(bodyFile, jsonBody());
+    const targets = [
+      { name: "1 worker", url: `${one.baseUrl}${createTokenPath}` },
+      { name: "2 workers", url: `${two.baseUrl}${createTokenPath}` },
+      { name: "peer", url: `${peer.baseUrl}/` },
+    ];
+    const results = new Map<string, number[]>();
+    for (let round = 1; round <= rounds; round++) {
+      const order = round % 2 ? targets : [...targets].reverse();
+      for (const target of order) {
+        const result = await runH2load({
+          url: target.url,
+          headers: {
+            "content-type": "application/json",
+            authorization: `Bearer ${key}`,
+          },
+          bodyFile,
+          connections: 50,
+          durationSeconds: seconds,
+          http1: true,
+          logFile: path.join(tmp, "h2load.log"),
+        });
+        if (result.non2xx > 0 || result.errors > 0) {
+          throw new Error(
+            `${target.name}: ${result.non2xx} non-2xx, ${result.errors} errors`,
+          );
+        }
+        results.set(target.name, [
+          ...(results.get(target.name) ?? []),
+          result.okPerSecond,
+        ]);
+        console.log(
+          `round ${round} ${target.name}: ${Math.round(result.okPerSecond)} tokens/s`,
+        );
+      }
+    }
+    const median = (values: number[]) =>
+      [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? 0;
+    const peerRate = median(results.get("peer") ?? []);
+    console.log(
+      `\n${new Date().toISOString()}, ${rounds} rounds x ${seconds} s, 50 connections, h2load --h1`,
+    );
+    for (const [name, values] of results) {
+      const rate = median(values);
+      console.log(
+        `${name.padEnd(10)} ${Math.round(rate).toString().padStart(6)} tokens/s  ${(rate / peerRate).toFixed(2)}x peer`,
+      );
+    }
+  } finally {
+    await Promise.all(started.map((s) => stopProcess(s, 5000)));
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+await main();
