@@ -14,6 +14,8 @@ declare module "autocannon" {
     pipelining?: number;
     /** Seconds. */
     duration?: number;
+    /** Requests to make; `duration` is then ignored. */
+    amount?: number;
     /** Seconds. */
     timeout?: number;
     workers?: number;

@@ -82,11 +82,19 @@ export interface AutocannonRun {
   body: string;
   connections: number;
   durationSeconds: number;
+  /**
+   * Stop after this many responses instead (autocannon's `amount`);
+   * `durationSeconds` is then ignored.
+   */
+  amount?: number;
+  /** Called with each response's status and time in milliseconds. */
+  onResponse?: (statusCode: number, responseTimeMs: number) => void;
   signal?: AbortSignal;
 }
 
 /**
- * Runs autocannon (HTTP/1.1, keep-alive, no pipelining) for a fixed time.
+ * Runs autocannon (HTTP/1.1, keep-alive, no pipelining) for a fixed time,
+ * or for a fixed number of requests (`amount`).
  * Latency percentiles are computed from every 2xx response's own time
  * (microsecond resolution), not from autocannon's histogram, which rounds
  * to whole milliseconds; autocannon's own figures are kept in `raw`.
@@ -101,6 +109,7 @@ export async function runAutocannon(run: AutocannonRun): Promise<LoadResult> {
     connections: run.connections,
     pipelining: 1,
     duration: run.durationSeconds,
+    ...(run.amount !== undefined && { amount: run.amount }),
     timeout: 10,
   };
   const latencies: number[] = [];
@@ -108,6 +117,7 @@ export async function runAutocannon(run: AutocannonRun): Promise<LoadResult> {
   const instance = autocannon(options);
   instance.on("response", (_client, statusCode, _bytes, responseTimeMs) => {
     if (statusCode >= 200 && statusCode < 300) latencies.push(responseTimeMs);
+    run.onResponse?.(statusCode, responseTimeMs);
   });
   const onAbort = () => instance.stop();
   run.signal?.addEventListener("abort", onAbort, { once: true });
@@ -128,8 +138,9 @@ export async function runAutocannon(run: AutocannonRun): Promise<LoadResult> {
     "autocannon",
     "-c",
     String(options.connections),
-    "-d",
-    String(options.duration),
+    ...(run.amount !== undefined
+      ? ["-a", String(run.amount)]
+      : ["-d", String(options.duration)]),
     "-p",
     "1",
     "-t",
@@ -193,7 +204,12 @@ export interface H2loadRun {
   /** A file holding the request body; h2load POSTs it. */
   bodyFile: string;
   connections: number;
-  durationSeconds: number;
+  /** Timing-based run: `-D`. */
+  durationSeconds?: number;
+  /** Or a fixed number of requests across all connections: `-n`. */
+  requests?: number;
+  /** Requests per second for each connection (`--rps`): a fixed rate. */
+  rps?: number;
   /** HTTP/1.1 instead of HTTP/2 cleartext (prior knowledge). */
   http1?: boolean;
   /** Where h2load writes one line per request (for the percentiles). */
@@ -203,16 +219,12 @@ export interface H2loadRun {
 
 /** The h2load command line for a run. */
 export function h2loadArgs(run: H2loadRun, redact = false): string[] {
-  const args = [
-    "-D",
-    String(run.durationSeconds),
-    "-c",
-    String(run.connections),
-    "-m",
-    "1",
-    "-t",
-    "1",
-  ];
+  const args =
+    run.requests !== undefined
+      ? ["-n", String(run.requests)]
+      : ["-D", String(run.durationSeconds)];
+  if (run.rps !== undefined) args.push("--rps", String(run.rps));
+  args.push("-c", String(run.connections), "-m", "1", "-t", "1");
   for (const [name, value] of Object.entries(run.headers)) {
     args.push("-H", `${name}: ${redact ? redactHeader(name, value) : value}`);
   }
@@ -223,8 +235,9 @@ export function h2loadArgs(run: H2loadRun, redact = false): string[] {
 }
 
 /**
- * Runs h2load for a fixed time, one stream at a time per connection
- * (`-m 1`) so that concurrency equals `connections`, as with autocannon.
+ * Runs h2load for a fixed time or number of requests, one stream at a time
+ * per connection (`-m 1`) so that concurrency equals `connections`, as
+ * with autocannon.
  * Counts come from its summary; latency percentiles from its per-request
  * log, whose times are in microseconds.
  *
