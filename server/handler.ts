@@ -71,6 +71,13 @@ export function createRequestHandler(
     line.code = outcome.code;
     line.durationMs = Math.round(ms * 1000) / 1000;
     logger.info(line, "rpc");
+    if (outcome.code === "internal") {
+      // A bug: its cause is for the operator, never sent to the caller.
+      logger.error(
+        { reqId: line.reqId, err: outcome.error?.cause ?? outcome.error },
+        "CreateToken failed with an internal error",
+      );
+    }
   };
 
   return (req: NodeRequest, res: NodeResponse) => {
