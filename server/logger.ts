@@ -18,6 +18,8 @@ export type Logger = PinoLogger;
  *
  * Lines are written to stdout asynchronously: a busy service does not wait
  * for each write, and lines that pile up meanwhile go out in one write.
+ * Note that at most 16 MiB may wait: past that, lines are dropped (and the
+ * loss reported on stderr) rather than held in memory without bound.
  * Call `logger.flush(callback)` before the process exits.
  *
  * @param level the lowest level written; default `info`
@@ -34,6 +36,36 @@ export function createLogger(level = "info"): Logger {
         censor: "[redacted]",
       },
     },
-    pino.destination({ dest: 1, sync: false }),
+    boundedStdout(),
   );
+}
+
+/** Log bytes that may wait in memory for stdout; more are dropped. */
+export const maxBufferedLogBytes = 16 * 1024 * 1024;
+
+/**
+ * stdout, written asynchronously with at most `maxBufferedLogBytes`
+ * waiting. When stdout cannot keep up for long (a slow disk or log
+ * shipper under sustained overload), lines past that are dropped rather
+ * than held without bound, and the loss is reported on stderr, at most
+ * once every 10 seconds.
+ */
+function boundedStdout() {
+  const destination = pino.destination({
+    dest: 1,
+    sync: false,
+    maxLength: maxBufferedLogBytes,
+  });
+  let dropped = 0;
+  let reported = 0;
+  destination.on("drop", (data: string | Buffer) => {
+    dropped += Buffer.byteLength(data);
+    const now = Date.now();
+    if (now - reported < 10_000) return;
+    reported = now;
+    process.stderr.write(
+      `livekit-token-service: stdout cannot keep up; ${dropped} bytes of log lines dropped so far\n`,
+    );
+  });
+  return destination;
 }
