@@ -5,8 +5,6 @@
  * reports tokens/s, latency, errors, peak RSS and the ratio to the peer.
  * A benchmark, not a test: CI never runs it.
  */
-import { execFileSync } from "node:child_process";
-import { randomBytes } from "node:crypto";
 import { once } from "node:events";
 import {
   createReadStream,
@@ -65,6 +63,7 @@ import {
   grpcBody,
   jsonBody,
 } from "./request.js";
+import { benchCredentials, buildService, spawnService } from "./service.js";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -222,13 +221,7 @@ async function main(): Promise<number> {
     for (const s of started) if (!s.hasExited()) s.child.kill("SIGKILL");
   });
 
-  const credentials = {
-    LIVEKIT_URL: "wss://bench.livekit.invalid",
-    LIVEKIT_API_KEY: `APIbench${randomBytes(4).toString("hex")}`,
-    // 30 random bytes: a 40-character secret, as LiveKit Cloud issues.
-    LIVEKIT_API_SECRET: randomBytes(30).toString("base64url"),
-  };
-  const serviceKey = randomBytes(32).toString("base64url");
+  const { credentials, serviceKey } = benchCredentials("APIbench");
   const expected: ExpectedToken = {
     apiKey: credentials.LIVEKIT_API_KEY,
     apiSecret: credentials.LIVEKIT_API_SECRET,
@@ -261,36 +254,13 @@ async function main(): Promise<number> {
     let peerPort = await freePort();
     while (peerPort === servicePort) peerPort = await freePort();
 
-    // Built as for production (npm run build:dist) and run by node itself,
-    // not through an npm or tsx wrapper: its pid is the one whose memory is
-    // sampled, and no TypeScript loader is in it.
-    execFileSync("npm", ["run", "--silent", "build:dist"], {
-      cwd: root,
-      stdio: "inherit",
-    });
-    service = startProcess({
+    buildService(root);
+    service = spawnService({
+      root,
       name: "service",
-      command: [
-        process.execPath,
-        "dist/server/main.js",
-        "--config",
-        "bench/production-config.yaml",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        String(servicePort),
-      ],
-      cwd: root,
-      env: {
-        NODE_ENV: "production",
-        ...credentials,
-        BENCH_SERVICE_KEY: serviceKey,
-        LOG_LEVEL: "info",
-        // One process, as the peer is: the one whose memory is sampled.
-        WORKERS: "1",
-      },
-      secretEnv: ["LIVEKIT_API_SECRET", "BENCH_SERVICE_KEY"],
       port: servicePort,
+      credentials,
+      serviceKey,
       stdout: serviceLog,
     });
     started.push(service);

@@ -16,8 +16,7 @@
  * 4. with `--calls N`: N calls at full speed (autocannon), the RSS read
  *    every `--calls-every` calls, which must show no upward trend.
  */
-import { execFileSync } from "node:child_process";
-import { randomBytes } from "node:crypto";
+
 import {
   closeSync,
   mkdirSync,
@@ -65,12 +64,17 @@ import {
   readMemory,
   readyzProbe,
   type Started,
-  startProcess,
   stopProcess,
   waitReady,
 } from "./processes.js";
 import { fmtMB, fmtMs } from "./report.js";
 import { createTokenPath, type ExpectedToken, jsonBody } from "./request.js";
+import {
+  type BenchCredentials,
+  benchCredentials,
+  buildService,
+  spawnService,
+} from "./service.js";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -273,7 +277,7 @@ interface Context {
   jsonFile: string;
   logFile: string;
   serviceLog: string;
-  credentials: Record<string, string>;
+  credentials: BenchCredentials;
   signal: AbortSignal;
   started: Started[];
 }
@@ -311,12 +315,7 @@ async function main(): Promise<number> {
     for (const s of started) if (!s.hasExited()) s.child.kill("SIGKILL");
   });
 
-  const credentials = {
-    LIVEKIT_URL: "wss://bench.livekit.invalid",
-    LIVEKIT_API_KEY: `APIsoak${randomBytes(4).toString("hex")}`,
-    LIVEKIT_API_SECRET: randomBytes(30).toString("base64url"),
-  };
-  const serviceKey = randomBytes(32).toString("base64url");
+  const { credentials, serviceKey } = benchCredentials("APIsoak");
   const ctx: Context = {
     options,
     serviceKey,
@@ -346,10 +345,7 @@ async function main(): Promise<number> {
   try {
     // Built as for production and run by node itself: its pid is the one
     // whose memory is sampled.
-    execFileSync("npm", ["run", "--silent", "build:dist"], {
-      cwd: root,
-      stdio: "inherit",
-    });
+    buildService(root);
     const service = await startService(ctx, "service");
     firstService = describeService(service);
     const startCheck = await sample(ctx, service);
@@ -524,31 +520,17 @@ interface ServiceExit {
  */
 async function startService(ctx: Context, name: string): Promise<Started> {
   const port = await freePort();
-  const service = startProcess({
+  const service = spawnService({
+    root,
     name,
-    command: [
-      process.execPath,
-      "dist/server/main.js",
-      "--config",
-      "bench/production-config.yaml",
-      "--host",
-      "127.0.0.1",
-      "--port",
-      String(port),
-    ],
-    cwd: root,
+    port,
+    credentials: ctx.credentials,
+    serviceKey: ctx.serviceKey,
+    stdout: ctx.serviceLog,
     env: {
-      NODE_ENV: "production",
-      ...ctx.credentials,
-      BENCH_SERVICE_KEY: ctx.serviceKey,
-      LOG_LEVEL: "info",
-      WORKERS: "1",
       SHUTDOWN_DRAIN_SECONDS: String(ctx.options.drain),
       SHUTDOWN_TIMEOUT_SECONDS: String(ctx.options.shutdownTimeout),
     },
-    secretEnv: ["LIVEKIT_API_SECRET", "BENCH_SERVICE_KEY"],
-    port,
-    stdout: ctx.serviceLog,
   });
   ctx.started.push(service);
   await waitReady(service, readyzProbe(service.baseUrl));

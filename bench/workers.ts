@@ -6,8 +6,6 @@
  * test. Note that the load generator shares the machine's cores with the
  * servers, so two workers compete with it too.
  */
-import { execFileSync } from "node:child_process";
-import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -22,6 +20,7 @@ import {
   waitReady,
 } from "./processes.js";
 import { createTokenPath, jsonBody } from "./request.js";
+import { benchCredentials, buildService, spawnService } from "./service.js";
 
 const root = path.resolve(import.meta.dirname, "..");
 const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -31,43 +30,20 @@ const peerFile =
   path.resolve(root, "../shared/bench/peer-endpoint.mjs");
 
 async function main(): Promise<void> {
-  execFileSync("npm", ["run", "--silent", "build:dist"], {
-    cwd: root,
-    stdio: "inherit",
-  });
+  buildService(root);
   const tmp = mkdtempSync(path.join(tmpdir(), "lkts-workers-"));
-  const key = randomBytes(30).toString("base64url");
-  const credentials = {
-    LIVEKIT_URL: "wss://bench.livekit.example",
-    LIVEKIT_API_KEY: "APIbench",
-    LIVEKIT_API_SECRET: randomBytes(30).toString("base64url"),
-  };
+  const { credentials, serviceKey: key } = benchCredentials("APIbench");
   const started: Started[] = [];
   const startService = async (workers: number) => {
     const port = await freePort();
-    const service = startProcess({
+    const service = spawnService({
+      root,
       name: `service x${workers}`,
-      command: [
-        process.execPath,
-        "dist/server/main.js",
-        "--config",
-        "bench/production-config.yaml",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        String(port),
-      ],
-      cwd: root,
-      env: {
-        NODE_ENV: "production",
-        ...credentials,
-        BENCH_SERVICE_KEY: key,
-        LOG_LEVEL: "info",
-        WORKERS: String(workers),
-      },
-      secretEnv: ["LIVEKIT_API_SECRET", "BENCH_SERVICE_KEY"],
       port,
+      credentials,
+      serviceKey: key,
       stdout: "ignore",
+      env: { WORKERS: String(workers) },
     });
     started.push(service);
     await waitReady(service, readyzProbe(service.baseUrl));
