@@ -7,6 +7,7 @@ import {
   CreateTokenResponseSchema,
 } from "../../gen/tokenservice/v1/token_service_pb.js";
 import { createTokenPath } from "./http.js";
+import { contentTypeOf, type Lane, lanes as wireLanes } from "./wire.js";
 
 /**
  * Raw CreateToken calls for hostile-input tests: any bytes, any headers,
@@ -15,35 +16,15 @@ import { createTokenPath } from "./http.js";
  * gRPC or gRPC-Web answer.
  */
 
-/** One way of carrying a unary call. */
-export interface Lane {
-  name: string;
-  protocol: "connect" | "grpc" | "grpc_web";
-  binary: boolean;
-  http: "1.1" | "2";
-}
+export { contentTypeOf, type Lane };
 
-/** Every protocol, encoding and HTTP version the service serves. */
+/**
+ * Every protocol, encoding and HTTP version the service serves: the
+ * differential tests' lanes without gRPC over HTTP/1.1, and with gRPC-Web
+ * JSON over h2c.
+ */
 export const lanes: Lane[] = [
-  { name: "Connect JSON/1.1", protocol: "connect", binary: false, http: "1.1" },
-  { name: "Connect proto/1.1", protocol: "connect", binary: true, http: "1.1" },
-  { name: "Connect JSON/h2c", protocol: "connect", binary: false, http: "2" },
-  { name: "Connect proto/h2c", protocol: "connect", binary: true, http: "2" },
-  { name: "gRPC proto/h2c", protocol: "grpc", binary: true, http: "2" },
-  { name: "gRPC JSON/h2c", protocol: "grpc", binary: false, http: "2" },
-  {
-    name: "gRPC-Web proto/1.1",
-    protocol: "grpc_web",
-    binary: true,
-    http: "1.1",
-  },
-  {
-    name: "gRPC-Web JSON/1.1",
-    protocol: "grpc_web",
-    binary: false,
-    http: "1.1",
-  },
-  { name: "gRPC-Web proto/h2c", protocol: "grpc_web", binary: true, http: "2" },
+  ...wireLanes.filter((lane) => lane.name !== "gRPC proto/1.1"),
   {
     name: "gRPC-Web JSON/h2c",
     protocol: "grpc_web",
@@ -51,14 +32,6 @@ export const lanes: Lane[] = [
     http: "2",
   },
 ];
-
-/** The request content type of a lane. */
-export function contentTypeOf(lane: Lane): string {
-  const subtype = lane.binary ? "proto" : "json";
-  if (lane.protocol === "connect") return `application/${subtype}`;
-  if (lane.protocol === "grpc") return `application/grpc+${subtype}`;
-  return `application/grpc-web+${subtype}`;
-}
 
 /** The names of a lane's request compression headers: [encoding, accept]. */
 export function encodingHeaderOf(lane: Lane): string {
