@@ -1,4 +1,4 @@
-import { type Logger as PinoLogger, pino } from "pino";
+import { type DestinationStream, type Logger as PinoLogger, pino } from "pino";
 
 /** The service's structured JSON logger. */
 export type Logger = PinoLogger;
@@ -23,8 +23,12 @@ export type Logger = PinoLogger;
  * Call `logger.flush(callback)` before the process exits.
  *
  * @param level the lowest level written; default `info`
+ * @param destination where lines go; default stdout as described
  */
-export function createLogger(level = "info"): Logger {
+export function createLogger(
+  level = "info",
+  destination: DestinationStream = boundedStdout(),
+): Logger {
   return pino(
     {
       level,
@@ -36,7 +40,7 @@ export function createLogger(level = "info"): Logger {
         censor: "[redacted]",
       },
     },
-    boundedStdout(),
+    destination,
   );
 }
 

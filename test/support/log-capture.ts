@@ -1,4 +1,3 @@
-import { pino } from "pino";
 import { createLogger, type Logger } from "../../server/logger.js";
 
 /** A service logger whose JSON lines are kept in memory. */
@@ -14,18 +13,14 @@ export interface CapturedLog {
 }
 
 /**
- * Creates the logger the service runs with (`createLogger`), writing to
- * memory instead of stdout.
- *
- * `createLogger` takes no destination, so the stream is swapped through
- * `pino.symbols.streamSym`, pino's public handle on a logger's destination;
- * the redaction rules under test stay exactly the service's own.
+ * Creates the logger the service runs with (`createLogger`, with its
+ * redaction rules), writing to memory instead of stdout.
  */
 export function captureLog(): CapturedLog {
   const chunks: string[] = [];
-  const logger = createLogger("info");
-  const stream = { write: (chunk: string) => chunks.push(chunk) };
-  Object.assign(logger, { [pino.symbols.streamSym]: stream });
+  const logger = createLogger("info", {
+    write: (chunk: string) => chunks.push(chunk),
+  });
   const lines = () =>
     chunks
       .join("")
