@@ -75,7 +75,7 @@ export function createUnaryRoute<
     try {
       return binary
         ? fromBinary(method.input, bytes)
-        : fromJsonString(method.input, new TextDecoder().decode(bytes), {
+        : fromJsonString(method.input, utf8.decode(bytes), {
             ignoreUnknownFields: true,
           });
     } catch (e) {
@@ -162,6 +162,9 @@ export function createUnaryRoute<
     }
   };
 }
+
+/** Decodes JSON request bodies; one for all calls. */
+const utf8 = new TextDecoder();
 
 /** The bytes before each message of gRPC and gRPC-Web: flags, length. */
 const envelopeHeaderBytes = 5;
