@@ -1,4 +1,5 @@
 import { type DestinationStream, type Logger as PinoLogger, pino } from "pino";
+import { TurnBatchedDestination } from "./log-destination.js";
 
 /** The service's structured JSON logger. */
 export type Logger = PinoLogger;
@@ -54,7 +55,7 @@ export const maxBufferedLogBytes = 16 * 1024 * 1024;
  * than held without bound, and the loss is reported on stderr, at most
  * once every 10 seconds.
  */
-function boundedStdout() {
+function boundedStdout(): DestinationStream {
   const destination = pino.destination({
     dest: 1,
     sync: false,
@@ -71,5 +72,5 @@ function boundedStdout() {
       `livekit-token-service: stdout cannot keep up; ${dropped} bytes of log lines dropped so far\n`,
     );
   });
-  return destination;
+  return new TurnBatchedDestination(destination, 1);
 }
