@@ -1,4 +1,5 @@
 import { fromJson, toBinary } from "@bufbuild/protobuf";
+import fc from "fast-check";
 import { AccessToken, TokenVerifier, TrackSource } from "livekit-server-sdk";
 import { describe, expect, it, vi } from "vitest";
 import { RoomConfigurationSchema } from "../gen/livekit/room_configuration_pb.js";
@@ -121,6 +122,42 @@ describe("TokenMinter", () => {
     ).jwt;
     expect(again).toBe(first);
     expect(again).toBe(await sdkToken(claims));
+  });
+
+  it("writes AccessToken's payload for any participant fields", async () => {
+    // Any Unicode, lone surrogates and JSON's special characters included,
+    // and attribute keys that JavaScript orders first (integer-like).
+    const text = fc.oneof(
+      fc.string({ unit: "binary" }),
+      fc.string({
+        unit: fc.constantFrom('"', "\\", "\n", "\u2028", "\ud800", "é"),
+      }),
+    );
+    const claims = fc.record(
+      {
+        identity: text.filter((t) => t.length > 0),
+        name: text,
+        metadata: text,
+        attributes: fc.dictionary(fc.oneof(text, fc.nat().map(String)), text),
+        room: text.filter((t) => t.length > 0),
+        ttlSeconds: fc.integer({ min: 1, max: 86_400 }),
+      },
+      { requiredKeys: ["identity", "room", "ttlSeconds"] },
+    );
+    await fc.assert(
+      fc.asyncProperty(claims, async (fields) => {
+        const token: TokenClaims = {
+          ...fields,
+          grant: { canPublish: true },
+          roomConfig: new Uint8Array(0),
+        };
+        const ours = new TokenMinter(project).mint(token, now).jwt;
+        expect(payloadSegment(ours)).toBe(
+          payloadSegment(await sdkToken(token)),
+        );
+      }),
+      { seed: 20261204, numRuns: 300 },
+    );
   });
 
   it("signs with the project's secret and no other", async () => {
