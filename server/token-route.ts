@@ -14,6 +14,7 @@ import { createToken } from "./create-token.js";
 import type { ServiceMetrics } from "./metrics.js";
 import type { NodeRequest, NodeResponse } from "./node-handler.js";
 import { RateLimitedError, type RateLimiter } from "./rate-limit.js";
+import { createTokenResponseJson } from "./token-response-json.js";
 import {
   codeName,
   createUnaryRoute,
@@ -123,6 +124,7 @@ export function createTokenRoute(
     {
       readMaxBytes: config.limits.requestBytes,
       acceptCompression: [compressionGzip, compressionBrotli],
+      encodeJson: createTokenResponseJson,
     },
     {
       async admit(req, _protocol, call: TokenCall) {

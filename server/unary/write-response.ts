@@ -23,39 +23,56 @@ const grpcWebOkTrailer = trailerEnvelope({ "grpc-status": "0" });
 
 /**
  * Writes a successful unary response in the request's framing, compressing
- * the message when the client accepts it and it is large enough.
+ * the message when the client accepts it and it is large enough. A JSON
+ * message may come as a string: a Connect response then goes out with its
+ * headers in one write.
  */
 export async function writeMessage(
   res: NodeResponse,
   framing: RequestFraming,
   compression: Compression | null,
-  message: Uint8Array,
+  message: Uint8Array | string,
 ): Promise<void> {
   const contentType = contentTypes[framing.protocol][framing.binary ? 1 : 0];
-  const compress = compression !== null && message.length >= compressMinBytes;
-  const payload = compress ? await compression.compress(message) : message;
-  const headers: Record<string, string | number> = {
-    "content-type": contentType,
-  };
+  const size =
+    typeof message === "string" ? Buffer.byteLength(message) : message.length;
+  const compress = compression !== null && size >= compressMinBytes;
   if (framing.protocol === "connect") {
-    if (compress) headers["content-encoding"] = compression.name;
-    headers["content-length"] = payload.length;
-    res.writeHead(200, headers);
-    res.end(payload);
+    if (compress) {
+      const payload = await compression.compress(bytesOf(message));
+      res.writeHead(200, {
+        "content-type": contentType,
+        "content-encoding": compression.name,
+        "content-length": payload.length,
+      });
+      res.end(payload);
+      return;
+    }
+    res.writeHead(200, {
+      "content-type": contentType,
+      "content-length": size,
+    });
+    res.end(message);
     return;
   }
+  const bytes = bytesOf(message);
+  const payload = compress ? await compression.compress(bytes) : bytes;
+  const headers: Record<string, string> = { "content-type": contentType };
   if (compression !== null) headers["grpc-encoding"] = compression.name;
   const envelope = encodeEnvelope(compress ? 1 : 0, payload);
+  res.writeHead(200, headers);
   if (framing.protocol === "grpc") {
-    res.writeHead(200, headers);
     // The union of the two response types has no callable write().
     (res as { write(chunk: Uint8Array): boolean }).write(envelope);
     res.addTrailers(grpcOkTrailer);
     res.end();
     return;
   }
-  res.writeHead(200, headers);
   res.end(Buffer.concat([envelope, grpcWebOkTrailer]));
+}
+
+function bytesOf(message: Uint8Array | string): Uint8Array {
+  return typeof message === "string" ? Buffer.from(message) : message;
 }
 
 /**
