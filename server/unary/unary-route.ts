@@ -10,6 +10,7 @@ import {
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Compression } from "@connectrpc/connect/protocol";
 import type { NodeRequest, NodeResponse } from "../node-handler.js";
+import { endOfTurn } from "./end-of-turn.js";
 import {
   negotiateCompression,
   negotiateFraming,
@@ -141,6 +142,7 @@ export function createUnaryRoute<
         );
       };
       const result = await deadline.race(work());
+      await endOfTurn();
       await writeMessage(res, framing, compression, result);
       return { protocol: framing.protocol, code: "ok" };
     } catch (e) {
