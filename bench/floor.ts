@@ -26,15 +26,18 @@ import {
   waitReady,
 } from "./processes.js";
 import { createTokenPath, grpcBody, jsonBody } from "./request.js";
-import { benchCredentials, buildService, spawnService } from "./service.js";
+import {
+  benchCredentials,
+  buildService,
+  defaultPeerFile,
+  benchRoot as root,
+  spawnPeer,
+  spawnService,
+} from "./service.js";
 
-const root = path.resolve(import.meta.dirname, "..");
 const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
 const seconds = Number(process.env.BENCH_DURATION ?? 6);
 const connections = 50;
-const peerFile =
-  process.env.BENCH_PEER ??
-  path.resolve(root, "../shared/bench/peer-endpoint.mjs");
 
 /** One server under one load. */
 interface Target {
@@ -52,17 +55,13 @@ async function main(): Promise<void> {
   const grpcFile = path.join(tmp, "request.grpc");
   writeFileSync(grpcFile, grpcBody());
   const started: Started[] = [];
-  const start = async (
-    name: string,
-    command: string[],
-    env: Record<string, string> = {},
-  ) => {
+  const start = async (name: string, command: string[]) => {
     const port = await freePort();
     const server = startProcess({
       name,
       command: [process.execPath, ...command, String(port)],
       cwd: root,
-      env: { ...env, PORT: String(port) },
+      env: {},
       port,
       stdout: "ignore",
     });
@@ -82,7 +81,10 @@ async function main(): Promise<void> {
     });
     started.push(service);
     await waitReady(service, readyzProbe(service.baseUrl));
-    const peer = await start("peer", [peerFile], { ...credentials });
+    const peerPort = await freePort();
+    const peer = spawnPeer(defaultPeerFile, peerPort, credentials);
+    started.push(peer);
+    await waitReady(peer, () => accepts(peerPort));
     const floor = (kind: string) =>
       start(`floor ${kind}`, ["bench/floor-server.mjs", kind]);
     const json = { "content-type": "application/json" };

@@ -16,7 +16,6 @@ import {
 } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import {
   checkRequestCounts,
@@ -43,7 +42,6 @@ import {
   readMemory,
   readyzProbe,
   type Started,
-  startProcess,
   stopProcess,
   waitReady,
 } from "./processes.js";
@@ -63,9 +61,14 @@ import {
   grpcBody,
   jsonBody,
 } from "./request.js";
-import { benchCredentials, buildService, spawnService } from "./service.js";
-
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+import {
+  benchCredentials,
+  buildService,
+  defaultPeerFile,
+  benchRoot as root,
+  spawnPeer,
+  spawnService,
+} from "./service.js";
 
 const usage = `Usage: npm run bench -- [options]
 
@@ -135,10 +138,7 @@ function parseOptions(argv: string[]): Options | "help" {
     connections: int("connections", values.connections, 50, 1),
     crossCheck: !values["no-cross-check"],
     serviceLog: values["service-log"] ?? (env.BENCH_SERVICE_LOG || undefined),
-    peer: path.resolve(
-      root,
-      values.peer ?? (env.BENCH_PEER || "../shared/bench/peer-endpoint.mjs"),
-    ),
+    peer: values.peer ? path.resolve(root, values.peer) : defaultPeerFile,
     strict: values.strict ?? false,
   };
 }
@@ -264,16 +264,7 @@ async function main(): Promise<number> {
       stdout: serviceLog,
     });
     started.push(service);
-    peer = startProcess({
-      name: "peer",
-      command: [process.execPath, options.peer],
-      // The peer loads livekit-server-sdk from the project's node_modules.
-      cwd: root,
-      env: { PORT: String(peerPort), ...credentials },
-      secretEnv: ["LIVEKIT_API_SECRET"],
-      port: peerPort,
-      stdout: "ignore",
-    });
+    peer = spawnPeer(options.peer, peerPort, credentials);
     started.push(peer);
 
     const jsonHeaders = {

@@ -7,7 +7,16 @@
  */
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import path from "node:path";
 import { type Started, startProcess } from "./processes.js";
+
+/** The repository's root, where the service and the peer run. */
+export const benchRoot = path.resolve(import.meta.dirname, "..");
+
+/** The peer to measure against: `BENCH_PEER`, else the shared yardstick. */
+export const defaultPeerFile =
+  process.env.BENCH_PEER ||
+  path.resolve(benchRoot, "../shared/bench/peer-endpoint.mjs");
 
 /** LiveKit credentials for one run: random, with a 40-character secret. */
 export interface BenchCredentials {
@@ -79,5 +88,26 @@ export function spawnService(spec: ServiceSpec): Started {
     secretEnv: ["LIVEKIT_API_SECRET", "BENCH_SERVICE_KEY"],
     port: spec.port,
     stdout: spec.stdout,
+  });
+}
+
+/**
+ * Starts the peer (`peerFile`) with the same LiveKit credentials as the
+ * service; does not wait for it to be ready.
+ */
+export function spawnPeer(
+  peerFile: string,
+  port: number,
+  credentials: BenchCredentials,
+): Started {
+  return startProcess({
+    name: "peer",
+    command: [process.execPath, peerFile],
+    // The peer loads livekit-server-sdk from the project's node_modules.
+    cwd: benchRoot,
+    env: { PORT: String(port), ...credentials },
+    secretEnv: ["LIVEKIT_API_SECRET"],
+    port,
+    stdout: "ignore",
   });
 }

@@ -15,19 +15,21 @@ import {
   postProbe,
   readyzProbe,
   type Started,
-  startProcess,
   stopProcess,
   waitReady,
 } from "./processes.js";
 import { createTokenPath, jsonBody } from "./request.js";
-import { benchCredentials, buildService, spawnService } from "./service.js";
+import {
+  benchCredentials,
+  buildService,
+  defaultPeerFile,
+  benchRoot as root,
+  spawnPeer,
+  spawnService,
+} from "./service.js";
 
-const root = path.resolve(import.meta.dirname, "..");
 const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
 const seconds = Number(process.env.BENCH_DURATION ?? 8);
-const peerFile =
-  process.env.BENCH_PEER ??
-  path.resolve(root, "../shared/bench/peer-endpoint.mjs");
 
 async function main(): Promise<void> {
   buildService(root);
@@ -53,14 +55,7 @@ async function main(): Promise<void> {
     const one = await startService(1);
     const two = await startService(2);
     const peerPort = await freePort();
-    const peer = startProcess({
-      name: "peer",
-      command: [process.execPath, peerFile],
-      cwd: root,
-      env: { PORT: String(peerPort), ...credentials },
-      port: peerPort,
-      stdout: "ignore",
-    });
+    const peer = spawnPeer(defaultPeerFile, peerPort, credentials);
     started.push(peer);
     await waitReady(
       peer,
