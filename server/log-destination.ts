@@ -8,31 +8,52 @@ export interface FlushableDestination extends DestinationStream {
   flushSync?(): void;
 }
 
+/** How the lines of a turn reach a {@link TurnBatchedDestination}'s target. */
+export interface TurnBatchOptions {
+  /**
+   * The file descriptor `target` writes to. Given it, lines still waiting
+   * when the process exits, or when `flush` is called, are written to it
+   * synchronously after `target` is flushed: an exiting process has no
+   * turn left to wait for.
+   */
+  fd?: number;
+  /** Called before those synchronous writes begin. */
+  onSyncWrite?: () => void;
+  /** Called when they fail, or a full pipe outlasts `exitWriteBudgetMs`. */
+  onGiveUp?: (error: unknown) => void;
+}
+
+/**
+ * The most bytes handed to the target in one write: sonic-boom's own
+ * largest write, so that no more than that is ever in flight.
+ */
+export const maxHandOverBytes = 16 * 1024;
+
+/** How long an exiting process waits for a full pipe to take its lines. */
+export const exitWriteBudgetMs = 2000;
+
 /**
  * Collects the lines written in one turn of the event loop and hands them
- * to `target` as one string when the turn ends.
+ * to `target` when the turn ends, joined into strings of at most
+ * `maxHandOverBytes`.
  *
  * pino's asynchronous destination (sonic-boom) measures the UTF-8 length of
  * its whole pending chunk, up to 16 KiB, on every write: at thousands of
- * lines a second that costs more than formatting the line. Handing it one
- * string per turn pays that once for all the lines the turn wrote (a busy
- * turn serves dozens of calls), and changes nothing else: lines keep their
- * order.
- *
- * Given the `fd` that `target` writes to, lines still waiting when the
- * process exits (`process.exit` in the turn that logged them, or a crash)
- * or when `flush` is called are written to it synchronously, after
- * `target` is flushed: an exiting process has no turn left to wait for.
+ * lines a second that costs more than formatting the line. Handing it
+ * whole chunks pays that once for dozens of lines, and changes nothing
+ * else: lines keep their order, and sonic-boom still never has more than
+ * 16 KiB in one write in flight.
  */
 export class TurnBatchedDestination implements FlushableDestination {
   private pending: string[] = [];
   private scheduled = false;
+  private gaveUp = false;
 
   constructor(
     private readonly target: FlushableDestination,
-    private readonly fd?: number,
+    private readonly options: TurnBatchOptions = {},
   ) {
-    if (fd !== undefined) process.once("exit", () => this.writeNow());
+    if (options.fd !== undefined) writtenAtExit.add(this);
   }
 
   write(line: string): void {
@@ -43,35 +64,54 @@ export class TurnBatchedDestination implements FlushableDestination {
   }
 
   flush(callback: (error?: Error) => void): void {
-    if (this.fd === undefined) this.handOver();
+    if (this.options.fd === undefined) this.handOver();
     else this.writeNow();
     this.target.flush(callback);
   }
 
   private readonly handOver = () => {
     this.scheduled = false;
-    if (this.pending.length === 0) return;
-    const lines = this.pending.join("");
+    const lines = this.pending;
+    if (lines.length === 0) return;
     this.pending = [];
-    this.target.write(lines);
+    let chunk = "";
+    let bytes = 0;
+    for (const line of lines) {
+      const size = Buffer.byteLength(line);
+      if (bytes + size > maxHandOverBytes && bytes > 0) {
+        this.target.write(chunk);
+        chunk = "";
+        bytes = 0;
+      }
+      chunk += line;
+      bytes += size;
+    }
+    this.target.write(chunk);
   };
 
   /** Writes the lines waiting, after `target`'s, synchronously to `fd`. */
-  private writeNow(): void {
-    if (this.pending.length === 0 || this.fd === undefined) return;
-    const lines = Buffer.from(this.pending.join(""));
+  writeNow(): void {
+    const { fd } = this.options;
+    if (fd === undefined || this.gaveUp) return;
+    this.options.onSyncWrite?.();
+    const lines = this.pending.length > 0 ? this.pending.join("") : "";
     this.pending = [];
     try {
       this.target.flushSync?.();
-      writeFully(this.fd, lines);
-    } catch {
-      // Nothing more can be done for a closed or broken stdout.
+      if (lines !== "") writeFully(fd, Buffer.from(lines));
+    } catch (error) {
+      // A closed, broken or stalled stdout takes nothing more.
+      this.gaveUp = true;
+      this.options.onGiveUp?.(error);
     }
   }
 }
 
-/** How long an exiting process waits for a full pipe to take its lines. */
-const exitWriteBudgetMs = 2000;
+/** The destinations whose waiting lines are written when the process exits. */
+const writtenAtExit = new Set<TurnBatchedDestination>();
+process.once("exit", () => {
+  for (const destination of writtenAtExit) destination.writeNow();
+});
 
 /**
  * Writes all of `bytes` to `fd`, waiting (synchronously) while a

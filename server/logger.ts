@@ -1,5 +1,9 @@
+import { writeSync } from "node:fs";
 import { type DestinationStream, type Logger as PinoLogger, pino } from "pino";
-import { TurnBatchedDestination } from "./log-destination.js";
+import {
+  exitWriteBudgetMs,
+  TurnBatchedDestination,
+} from "./log-destination.js";
 
 /** The service's structured JSON logger. */
 export type Logger = PinoLogger;
@@ -18,10 +22,13 @@ export type Logger = PinoLogger;
  * Credentials are redacted wherever they might appear.
  *
  * Lines are written to stdout asynchronously: a busy service does not wait
- * for each write, and lines that pile up meanwhile go out in one write.
+ * for each write, and the lines of one event-loop turn go out together.
  * Note that at most 16 MiB may wait: past that, lines are dropped (and the
  * loss reported on stderr) rather than held in memory without bound.
- * Call `logger.flush(callback)` before the process exits.
+ * Call `logger.flush(callback)` before the process exits; at exit, lines
+ * still waiting are written synchronously, and a full pipe gets 2 s to
+ * take them (one write already in flight, at most 16 KiB, may be lost, as
+ * with any asynchronous destination).
  *
  * @param level the lowest level written; default `info`
  * @param destination where lines go; default stdout as described
@@ -56,10 +63,16 @@ export const maxBufferedLogBytes = 16 * 1024 * 1024;
  * once every 10 seconds.
  */
 function boundedStdout(): DestinationStream {
+  // Once the process is exiting, a full pipe gets exitWriteBudgetMs to take
+  // the last lines; until then, a write that would block is retried.
+  let exitingSince: number | undefined;
   const destination = pino.destination({
     dest: 1,
     sync: false,
     maxLength: maxBufferedLogBytes,
+    retryEAGAIN: () =>
+      exitingSince === undefined ||
+      Date.now() - exitingSince < exitWriteBudgetMs,
   });
   let dropped = 0;
   let reported = 0;
@@ -72,5 +85,19 @@ function boundedStdout(): DestinationStream {
       `livekit-token-service: stdout cannot keep up; ${dropped} bytes of log lines dropped so far\n`,
     );
   });
-  return new TurnBatchedDestination(destination, 1);
+  return new TurnBatchedDestination(destination, {
+    fd: 1,
+    onSyncWrite: () => {
+      exitingSince ??= Date.now();
+    },
+    onGiveUp: (error) => {
+      // Nothing is left to retry at exit (pino would try again and throw).
+      destination.destroy();
+      const code = (error as NodeJS.ErrnoException).code ?? String(error);
+      writeSync(
+        2,
+        `livekit-token-service: stdout did not take the last log lines (${code}); they are lost\n`,
+      );
+    },
+  });
 }
