@@ -4,130 +4,155 @@ import type { DestinationStream } from "pino";
 /** A destination that can also be flushed, as pino's own are. */
 export interface FlushableDestination extends DestinationStream {
   flush(callback: (error?: Error) => void): void;
-  /** Writes what waits before returning. */
-  flushSync?(): void;
 }
 
-/** How the lines of a turn reach a {@link TurnBatchedDestination}'s target. */
-export interface TurnBatchOptions {
-  /**
-   * The file descriptor `target` writes to. Given it, lines still waiting
-   * when the process exits, or when `flush` is called, are written to it
-   * synchronously after `target` is flushed: an exiting process has no
-   * turn left to wait for.
-   */
-  fd?: number;
-  /** Called before those synchronous writes begin. */
-  onSyncWrite?: () => void;
-  /** Called when they fail, or a full pipe outlasts `exitWriteBudgetMs`. */
-  onGiveUp?: (error: unknown) => void;
+/** What a {@link TurnWriter} does when its file cannot keep up. */
+export interface TurnWriterOptions {
+  /** Bytes that may wait for a full non-blocking pipe; more are dropped. */
+  maxBacklogBytes: number;
+  /** Told of dropped bytes and write errors, at most every 10 s. */
+  report(message: string): void;
 }
-
-/**
- * The most bytes handed to the target in one write: sonic-boom's own
- * largest write, so that no more than that is ever in flight.
- */
-export const maxHandOverBytes = 16 * 1024;
 
 /** How long an exiting process waits for a full pipe to take its lines. */
 export const exitWriteBudgetMs = 2000;
 
 /**
- * Collects the lines written in one turn of the event loop and hands them
- * to `target` when the turn ends, joined into strings of at most
- * `maxHandOverBytes`.
+ * Writes log lines to a file descriptor (stdout) once per turn of the event
+ * loop: the lines of a turn are joined and written synchronously when it
+ * ends, in one `write`.
  *
- * pino's asynchronous destination (sonic-boom) measures the UTF-8 length of
- * its whole pending chunk, up to 16 KiB, on every write: at thousands of
- * lines a second that costs more than formatting the line. Handing it
- * whole chunks pays that once for dozens of lines, and changes nothing
- * else: lines keep their order, and sonic-boom still never has more than
- * 16 KiB in one write in flight.
+ * Nothing is ever in flight in another thread, so no line is lost or cut
+ * when the process exits: lines still waiting then are written at once
+ * (a full pipe gets `exitWriteBudgetMs`). A regular file or a pipe whose
+ * reader keeps up takes a turn's lines (some 50 KiB at full speed) in
+ * microseconds. A pipe that is full holds the service back: a blocking one
+ * blocks the write until its reader catches up, so that audit lines are
+ * slowed down rather than lost; a non-blocking one (EAGAIN) keeps the
+ * rest waiting, retried every 10 ms, up to `maxBacklogBytes`, past which
+ * lines are dropped and the loss reported.
  */
-export class TurnBatchedDestination implements FlushableDestination {
+export class TurnWriter implements FlushableDestination {
   private pending: string[] = [];
+  private backlog: Buffer | undefined;
   private scheduled = false;
-  private gaveUp = false;
+  private retry: NodeJS.Timeout | undefined;
+  private broken = false;
+  private dropped = 0;
+  private reportedAt = 0;
 
   constructor(
-    private readonly target: FlushableDestination,
-    private readonly options: TurnBatchOptions = {},
+    private readonly fd: number,
+    private readonly options: TurnWriterOptions,
   ) {
-    if (options.fd !== undefined) writtenAtExit.add(this);
+    writtenAtExit.add(this);
   }
 
   write(line: string): void {
+    if (this.broken) return;
     this.pending.push(line);
     if (this.scheduled) return;
     this.scheduled = true;
-    setImmediate(this.handOver);
+    setImmediate(this.writeTurn);
   }
 
   flush(callback: (error?: Error) => void): void {
-    if (this.options.fd === undefined) this.handOver();
-    else this.writeNow();
-    this.target.flush(callback);
+    this.writeAll();
+    callback();
   }
 
-  private readonly handOver = () => {
-    this.scheduled = false;
-    const lines = this.pending;
-    if (lines.length === 0) return;
-    this.pending = [];
-    let chunk = "";
-    let bytes = 0;
-    for (const line of lines) {
-      const size = Buffer.byteLength(line);
-      if (bytes + size > maxHandOverBytes && bytes > 0) {
-        this.target.write(chunk);
-        chunk = "";
-        bytes = 0;
+  /** Writes what waits, waiting for a full pipe up to the exit budget. */
+  writeAll(): void {
+    const bytes = this.take();
+    if (bytes === undefined) return;
+    const giveUpAt = Date.now() + exitWriteBudgetMs;
+    let offset = 0;
+    while (offset < bytes.length && !this.broken) {
+      const written = this.tryWrite(bytes, offset);
+      if (written === 0) {
+        if (Date.now() > giveUpAt) {
+          this.drop(bytes.length - offset);
+          this.report("stdout did not take the last log lines in time");
+          return;
+        }
+        Atomics.wait(pause, 0, 0, 5);
       }
-      chunk += line;
-      bytes += size;
+      offset += written;
     }
-    this.target.write(chunk);
+  }
+
+  private readonly writeTurn = () => {
+    this.scheduled = false;
+    if (this.retry !== undefined) return;
+    const bytes = this.take();
+    if (bytes === undefined) return;
+    let offset = 0;
+    while (offset < bytes.length && !this.broken) {
+      const written = this.tryWrite(bytes, offset);
+      if (written === 0) {
+        this.backlog = bytes.subarray(offset);
+        this.retry = setTimeout(() => {
+          this.retry = undefined;
+          this.writeTurn();
+        }, 10);
+        return;
+      }
+      offset += written;
+    }
   };
 
-  /** Writes the lines waiting, after `target`'s, synchronously to `fd`. */
-  writeNow(): void {
-    const { fd } = this.options;
-    if (fd === undefined || this.gaveUp) return;
-    this.options.onSyncWrite?.();
+  /** The backlog and the pending lines as one buffer, within the cap. */
+  private take(): Buffer | undefined {
     const lines = this.pending.length > 0 ? this.pending.join("") : "";
     this.pending = [];
-    try {
-      this.target.flushSync?.();
-      if (lines !== "") writeFully(fd, Buffer.from(lines));
-    } catch (error) {
-      // A closed, broken or stalled stdout takes nothing more.
-      this.gaveUp = true;
-      this.options.onGiveUp?.(error);
+    const backlog = this.backlog;
+    this.backlog = undefined;
+    if (lines === "") return backlog;
+    const fresh = Buffer.from(lines);
+    if (backlog === undefined) return fresh;
+    if (backlog.length + fresh.length > this.options.maxBacklogBytes) {
+      this.drop(fresh.length);
+      return backlog;
     }
+    return Buffer.concat([backlog, fresh]);
   }
-}
 
-/** The destinations whose waiting lines are written when the process exits. */
-const writtenAtExit = new Set<TurnBatchedDestination>();
-process.once("exit", () => {
-  for (const destination of writtenAtExit) destination.writeNow();
-});
-
-/**
- * Writes all of `bytes` to `fd`, waiting (synchronously) while a
- * non-blocking pipe is full, for at most `exitWriteBudgetMs`.
- */
-function writeFully(fd: number, bytes: Buffer): void {
-  const pause = new Int32Array(new SharedArrayBuffer(4));
-  const giveUpAt = Date.now() + exitWriteBudgetMs;
-  let offset = 0;
-  while (offset < bytes.length) {
+  /** Bytes written, 0 when a non-blocking pipe is full. */
+  private tryWrite(bytes: Buffer, offset: number): number {
     try {
-      offset += writeSync(fd, bytes, offset);
+      return writeSync(this.fd, bytes, offset);
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
-      if (code !== "EAGAIN" || Date.now() > giveUpAt) throw error;
-      Atomics.wait(pause, 0, 0, 5);
+      if (code === "EAGAIN") return 0;
+      // EPIPE and the like: nobody will read what follows.
+      this.broken = true;
+      this.pending = [];
+      this.backlog = undefined;
+      this.report(`stdout failed (${code ?? String(error)}); logs stop here`);
+      return 0;
     }
   }
+
+  private drop(bytes: number): void {
+    this.dropped += bytes;
+    const now = Date.now();
+    if (now - this.reportedAt < 10_000) return;
+    this.reportedAt = now;
+    this.report(
+      `stdout cannot keep up; ${this.dropped} bytes of log lines dropped so far`,
+    );
+  }
+
+  private report(message: string): void {
+    this.options.report(message);
+  }
 }
+
+/** Lets a synchronous loop wait a few milliseconds. */
+const pause = new Int32Array(new SharedArrayBuffer(4));
+
+/** The writers whose waiting lines are written when the process exits. */
+const writtenAtExit = new Set<TurnWriter>();
+process.once("exit", () => {
+  for (const writer of writtenAtExit) writer.writeAll();
+});
