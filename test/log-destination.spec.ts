@@ -6,9 +6,11 @@
 import { execFileSync } from "node:child_process";
 import {
   closeSync,
+  constants,
   mkdtempSync,
   openSync,
   readFileSync,
+  readSync,
   rmSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
@@ -18,6 +20,53 @@ import { describe, expect, it } from "vitest";
 import { TurnWriter } from "../server/log-destination.js";
 
 describe("TurnWriter", () => {
+  it("keeps what a full non-blocking pipe refuses, up to its cap, then drops and says so", async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), "lkts-log-"));
+    const fifo = path.join(dir, "fifo");
+    execFileSync("mkfifo", [fifo]);
+    const reader = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
+    const writerFd = openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK);
+    const reports: string[] = [];
+    try {
+      const writer = new TurnWriter(writerFd, {
+        maxBacklogBytes: 256 * 1024,
+        report: (message) => reports.push(message),
+      });
+      const line = (i: number) =>
+        `${String(i).padStart(6, "0")}${"x".repeat(93)}\n`;
+      // 2,000 lines of 100 bytes: more than the pipe (64 KiB) takes.
+      for (let i = 0; i < 2000; i++) writer.write(line(i));
+      await nextTurn();
+      // 4,000 more, in a later turn: past the cap when the writer retries
+      // (every 10 ms), they are dropped.
+      for (let i = 2000; i < 6000; i++) writer.write(line(i));
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(reports).toEqual([
+        expect.stringMatching(
+          /^stdout cannot keep up; \d+ bytes of log lines dropped so far$/,
+        ),
+      ]);
+      // The reader catches up: what was kept arrives whole and in order.
+      let received = "";
+      const buffer = Buffer.alloc(64 * 1024);
+      const deadline = Date.now() + 5000;
+      while (!received.endsWith(line(1999)) && Date.now() < deadline) {
+        try {
+          const n = readSync(reader, buffer);
+          received += buffer.toString("utf8", 0, n);
+        } catch {
+          await new Promise((resolve) => setTimeout(resolve, 5));
+        }
+      }
+      const expected = Array.from({ length: 2000 }, (_, i) => line(i)).join("");
+      expect(received).toBe(expected);
+    } finally {
+      closeSync(writerFd);
+      closeSync(reader);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it("writes the lines of one turn when the turn ends, in order", async () => {
     const dir = mkdtempSync(path.join(tmpdir(), "lkts-log-"));
     const file = path.join(dir, "log");
