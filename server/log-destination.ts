@@ -15,7 +15,7 @@ export interface TurnWriterOptions {
 }
 
 /** How long an exiting process waits for a full pipe to take its lines. */
-export const exitWriteBudgetMs = 2000;
+const exitWriteBudgetMs = 2000;
 
 /**
  * Writes log lines to a file descriptor (stdout) once per turn of the event
@@ -66,18 +66,15 @@ export class TurnWriter implements FlushableDestination {
     const bytes = this.take();
     if (bytes === undefined) return;
     const giveUpAt = Date.now() + exitWriteBudgetMs;
-    let offset = 0;
+    let offset = this.writeFrom(bytes, 0);
     while (offset < bytes.length && !this.broken) {
-      const written = this.tryWrite(bytes, offset);
-      if (written === 0) {
-        if (Date.now() > giveUpAt) {
-          this.drop(bytes.length - offset);
-          this.report("stdout did not take the last log lines in time");
-          return;
-        }
-        Atomics.wait(pause, 0, 0, 5);
+      if (Date.now() > giveUpAt) {
+        this.drop(bytes.length - offset);
+        this.options.report("stdout did not take the last log lines in time");
+        return;
       }
-      offset += written;
+      Atomics.wait(pause, 0, 0, 5);
+      offset = this.writeFrom(bytes, offset);
     }
   }
 
@@ -86,19 +83,13 @@ export class TurnWriter implements FlushableDestination {
     if (this.retry !== undefined) return;
     const bytes = this.take();
     if (bytes === undefined) return;
-    let offset = 0;
-    while (offset < bytes.length && !this.broken) {
-      const written = this.tryWrite(bytes, offset);
-      if (written === 0) {
-        this.backlog = bytes.subarray(offset);
-        this.retry = setTimeout(() => {
-          this.retry = undefined;
-          this.writeTurn();
-        }, 10);
-        return;
-      }
-      offset += written;
-    }
+    const offset = this.writeFrom(bytes, 0);
+    if (offset === bytes.length || this.broken) return;
+    this.backlog = bytes.subarray(offset);
+    this.retry = setTimeout(() => {
+      this.retry = undefined;
+      this.writeTurn();
+    }, 10);
   };
 
   /** The backlog and the pending lines as one buffer, within the cap. */
@@ -117,6 +108,20 @@ export class TurnWriter implements FlushableDestination {
     return Buffer.concat([backlog, fresh]);
   }
 
+  /**
+   * Writes `bytes` from `offset` on until all are written, a non-blocking
+   * pipe is full, or the file fails; returns how far it got.
+   */
+  private writeFrom(bytes: Buffer, offset: number): number {
+    let at = offset;
+    while (at < bytes.length && !this.broken) {
+      const written = this.tryWrite(bytes, at);
+      if (written === 0) break;
+      at += written;
+    }
+    return at;
+  }
+
   /** Bytes written, 0 when a non-blocking pipe is full. */
   private tryWrite(bytes: Buffer, offset: number): number {
     try {
@@ -128,7 +133,9 @@ export class TurnWriter implements FlushableDestination {
       this.broken = true;
       this.pending = [];
       this.backlog = undefined;
-      this.report(`stdout failed (${code ?? String(error)}); logs stop here`);
+      this.options.report(
+        `stdout failed (${code ?? String(error)}); logs stop here`,
+      );
       return 0;
     }
   }
@@ -138,13 +145,9 @@ export class TurnWriter implements FlushableDestination {
     const now = Date.now();
     if (now - this.reportedAt < 10_000) return;
     this.reportedAt = now;
-    this.report(
+    this.options.report(
       `stdout cannot keep up; ${this.dropped} bytes of log lines dropped so far`,
     );
-  }
-
-  private report(message: string): void {
-    this.options.report(message);
   }
 }
 
