@@ -6,14 +6,7 @@
  * A benchmark, not a test: CI never runs it.
  */
 import { once } from "node:events";
-import {
-  createReadStream,
-  mkdirSync,
-  mkdtempSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-} from "node:fs";
+import { createReadStream, rmSync, statSync, writeFileSync } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { parseArgs } from "node:util";
@@ -69,6 +62,7 @@ import {
   spawnPeer,
   spawnService,
 } from "./service.js";
+import { startSession } from "./session.js";
 
 const usage = `Usage: npm run bench -- [options]
 
@@ -194,32 +188,10 @@ async function main(): Promise<number> {
   }
   // Fail before starting anything when a tool is missing.
   const h2load = h2loadVersion();
-  const stamp = new Date().toISOString().replace(/[:.]/g, "-");
-  const resultsDir = path.join(root, "bench", "results");
-  mkdirSync(resultsDir, { recursive: true });
+  const session = startSession("bench");
+  const { stamp, resultsDir, tmp, started } = session;
   const serviceLog =
     options.serviceLog ?? path.join(resultsDir, `service-${stamp}.log`);
-  const tmp = mkdtempSync(path.join(os.tmpdir(), "lkts-bench-"));
-
-  const controller = new AbortController();
-  const started: Started[] = [];
-  let interrupted = false;
-  const onSignal = (signal: NodeJS.Signals) => {
-    if (interrupted) {
-      // A second Ctrl-C: stop waiting.
-      for (const s of started) s.child.kill("SIGKILL");
-      process.exit(130);
-    }
-    interrupted = true;
-    process.stderr.write(`\n${signal}: stopping the load and the servers…\n`);
-    controller.abort();
-  };
-  process.on("SIGINT", onSignal);
-  process.on("SIGTERM", onSignal);
-  // Last resort if this process dies some other way.
-  process.on("exit", () => {
-    for (const s of started) if (!s.hasExited()) s.child.kill("SIGKILL");
-  });
 
   const { credentials, serviceKey } = benchCredentials("APIbench");
   const expected: ExpectedToken = {
@@ -306,7 +278,7 @@ async function main(): Promise<number> {
       serviceKey,
       expected,
       files,
-      signal: controller.signal,
+      signal: session.signal,
     };
     startChecks = {
       "service connect-json-http1": await sample(
@@ -347,7 +319,7 @@ async function main(): Promise<number> {
           continue;
         for (const target of order) {
           if (!scenario.targets.includes(target)) continue;
-          controller.signal.throwIfAborted();
+          session.signal.throwIfAborted();
           const record = await measure(bench, scenario, target, round);
           runs.push(record);
           log(describeRun(record, runs.length, total));
@@ -369,7 +341,7 @@ async function main(): Promise<number> {
   const problems = runs.flatMap((r) =>
     r.problems.map((p) => `${r.scenario}/${r.target}/round ${r.round}: ${p}`),
   );
-  const complete = error === undefined && !interrupted;
+  const complete = error === undefined && !session.interrupted();
   const valid = complete && problems.length === 0;
   const logStats =
     serviceLog === "/dev/null" ? undefined : await fileStats(serviceLog);
@@ -469,7 +441,7 @@ async function main(): Promise<number> {
     out.push("", "INVALID MEASUREMENT:", ...problems.map((p) => `  ${p}`));
   }
   process.stdout.write(`${out.join("\n")}\n`);
-  if (interrupted) {
+  if (session.interrupted()) {
     process.stderr.write(
       "\nbench interrupted: the JSON holds the runs done so far\n",
     );

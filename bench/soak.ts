@@ -19,8 +19,6 @@
 
 import {
   closeSync,
-  mkdirSync,
-  mkdtempSync,
   openSync,
   readFileSync,
   readSync,
@@ -28,7 +26,6 @@ import {
   statSync,
   writeFileSync,
 } from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
@@ -75,6 +72,7 @@ import {
   buildService,
   spawnService,
 } from "./service.js";
+import { startSession } from "./session.js";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -290,30 +288,10 @@ async function main(): Promise<number> {
   }
   // Fail before starting anything when a tool is missing.
   const h2load = h2loadVersion();
-  const stamp = new Date().toISOString().replace(/[:.]/g, "-");
-  const resultsDir = path.join(root, "bench", "results");
-  mkdirSync(resultsDir, { recursive: true });
+  const session = startSession("soak");
+  const { stamp, resultsDir, tmp, started } = session;
   const serviceLog =
     options.serviceLog ?? path.join(resultsDir, `service-soak-${stamp}.log`);
-  const tmp = mkdtempSync(path.join(os.tmpdir(), "lkts-soak-"));
-
-  const controller = new AbortController();
-  const started: Started[] = [];
-  let interrupted = false;
-  const onSignal = (signal: NodeJS.Signals) => {
-    if (interrupted) {
-      for (const s of started) s.child.kill("SIGKILL");
-      process.exit(130);
-    }
-    interrupted = true;
-    log(`\n${signal}: stopping the load and the service…`);
-    controller.abort();
-  };
-  process.on("SIGINT", onSignal);
-  process.on("SIGTERM", onSignal);
-  process.on("exit", () => {
-    for (const s of started) if (!s.hasExited()) s.child.kill("SIGKILL");
-  });
 
   const { credentials, serviceKey } = benchCredentials("APIsoak");
   const ctx: Context = {
@@ -327,7 +305,7 @@ async function main(): Promise<number> {
     logFile: path.join(tmp, "h2load.log"),
     serviceLog,
     credentials,
-    signal: controller.signal,
+    signal: session.signal,
     started,
   };
   writeFileSync(ctx.jsonFile, jsonBody());
@@ -423,7 +401,7 @@ async function main(): Promise<number> {
     rmSync(tmp, { recursive: true, force: true });
   }
 
-  const complete = error === undefined && !interrupted;
+  const complete = error === undefined && !session.interrupted();
   const gates = verdicts.filter((v) => !v.info);
   const pass = complete && gates.every((v) => v.pass);
   const report = {
@@ -486,7 +464,7 @@ async function main(): Promise<number> {
     `JSON: ${path.relative(root, jsonPath)}`,
   );
   process.stdout.write(`${out.join("\n")}\n`);
-  if (interrupted) return 130;
+  if (session.interrupted()) return 130;
   if (error !== undefined) {
     process.stderr.write(
       `\nsoak failed: ${(error as Error).stack ?? String(error)}\n`,
